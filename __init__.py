@@ -1,0 +1,5 @@
+"""tflc: a compiler for tensor graphs."""
+
+from .ir.errors import Error
+
+__all__ = ["Error"]
