@@ -180,7 +180,8 @@ def infer_slice(types, attrs):
 
 def op_slice(x, *, begin, size, out_shape):
     starts = [b + d if b < 0 else b for b, d in zip(begin, x.shape)]
-    return x[tuple(slice(s, s + n) for s, n in zip(starts, out_shape))]
+    # asarray: indexing a 0-d array with () gives a NumPy scalar
+    return np.asarray(x[tuple(slice(s, s + n) for s, n in zip(starts, out_shape))])
 
 
 def vjp_slice(b, op, g):

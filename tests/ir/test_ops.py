@@ -400,6 +400,10 @@ def test_slice(begin, size):
     np.testing.assert_array_equal(run("slice", x, begin=begin, size=size), x[index])
 
 
+def test_slice_of_a_scalar():
+    assert run("slice", np.float32(5.0).reshape(()), begin=[], size=[]) == 5.0
+
+
 @pytest.mark.parametrize("begin, size", SLICES)
 def test_slice_vjp_pads(begin, size):
     x = floats(3, 4)

@@ -19,7 +19,7 @@ WITH_REFERENCE = sorted(name for name, d in REGISTRY.items() if d.reference is n
 
 
 def string_constants(path: Path) -> set[str]:
-    """Every string literal of a Python file: op names appear as `emit("sum", ...)` or table keys."""
+    """Every string literal of a file: op names appear as `emit("sum", ...)` or table keys."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return {node.value for node in ast.walk(tree)
             if isinstance(node, ast.Constant) and isinstance(node.value, str)}
