@@ -1,0 +1,60 @@
+"""From a module to one compiled entry: pick the outputs asked for, then run the passes.
+
+An entry is a set of fetches, optionally with one step whose updates it also computes. Each
+entry is pruned for exactly what it needs, so fetching `accuracy` computes nothing of a loss's
+gradient.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+
+from ..ir.core import Function, Module, Output
+from ..ir.errors import Error
+from .manager import did_you_mean, run_pipeline
+
+# In order; a later stage adds its pass here once its module exists.
+DEFAULT_PIPELINE = ("inline", "autodiff", "prune")
+
+
+def default_pipeline() -> tuple[str, ...]:
+    """The default passes whose modules are present (some land after this one)."""
+    return tuple(name for name in DEFAULT_PIPELINE
+                 if importlib.util.find_spec(f"{__package__}.{name}") is not None)
+
+
+def select_entry(module: Module, fetches: Sequence[str], step: str | None = None) -> Function:
+    """`@model` returning only `fetches` (defined names, or decls: inputs, params, state) and,
+    with `step`, that step's updates after them."""
+    model = module.function("model")
+    outputs = [_fetch(module, model, name) for name in fetches]
+    if step is not None:
+        if step not in model.steps:
+            raise Error(f"unknown step '{step}'" + _listing("steps", model.steps),
+                        hint=did_you_mean(step, model.steps))
+        outputs += [out for out in model.outputs if out.step == step]
+    return model.replace(outputs=tuple(outputs))
+
+
+def compile_entry(module: Module, fetches: Sequence[str], step: str | None = None) -> Function:
+    return run_pipeline(select_entry(module, fetches, step), default_pipeline()).function
+
+
+def _fetch(module: Module, model: Function, name: str) -> Output:
+    out = model.output(name)
+    if out is not None:
+        return out
+    for arg in model.args:
+        if arg.name == name and module.decl(name) is not None:
+            return Output(name, arg)
+    if name in model.steps:
+        raise Error(f"'{name}' is a step, not a value to fetch",
+                    hint="run it as the step of the entry (step=...)")
+    names = [*model.fetchable, *(d.name for d in module.decls if not d.name.startswith("__"))]
+    raise Error(f"unknown name '{name}': nothing called that is defined or declared in model "
+                f"{module.name}", hint=did_you_mean(name, names))
+
+
+def _listing(what: str, names: Sequence[str]) -> str:
+    return f" (the model's {what}: {', '.join(names)})" if names else f" (the model has no {what})"
