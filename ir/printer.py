@@ -24,6 +24,7 @@ from .core import Decl, Function, Module, Op, Value
 
 COMMENT_COLUMN = 56
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+KEYWORDS = ("true", "false", "none", "inf", "nan")  # identifiers that read back as other values
 
 
 def format_scalar(x) -> str:
@@ -41,12 +42,14 @@ def format_scalar(x) -> str:
 def format_attr(value) -> str:
     if value is None:
         return "none"
+    if isinstance(value, np.generic):  # a NumPy scalar prints (and parses back) as Python's
+        value = value.item()
     if isinstance(value, np.ndarray):
         return format_array(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_attr(v) for v in value) + "]"
     if isinstance(value, str):
-        return value if IDENT.match(value) and value not in ("true", "false", "none") \
+        return value if IDENT.match(value) and value not in KEYWORDS \
             else json.dumps(value)
     return format_scalar(value)
 
@@ -58,10 +61,9 @@ def format_array(array: np.ndarray) -> str:
 
 
 def format_attrs(attrs: dict) -> str:
-    items = [(k, v) for k, v in attrs.items() if k != "value"]
-    if not items:
+    if not attrs:
         return ""
-    return "[" + ", ".join(f"{k}={format_attr(v)}" for k, v in items) + "]"
+    return "[" + ", ".join(f"{k}={format_attr(v)}" for k, v in attrs.items()) + "]"
 
 
 class Namer:
@@ -108,9 +110,11 @@ def print_decl(decl: Decl) -> str:
 def print_op(op: Op, namer: Namer, indent: str) -> list[str]:
     operands = ", ".join("%" + namer[v] for v in op.operands)
     results = ", ".join(f"%{namer.define(r)}: {r.type}" for r in op.results)
-    text = f"{indent}{results} = {op.opcode}{format_attrs(op.attrs)}"
+    attrs = dict(op.attrs)
+    literal = attrs.pop("value", None) if op.opcode == "const" else None  # written after
+    text = f"{indent}{results} = {op.opcode}{format_attrs(attrs)}"
     if op.opcode == "const":
-        text += " " + format_array(op.attrs["value"])
+        text += " " + format_array(literal)
     elif operands:
         text += " " + operands
     if op.region is None:
@@ -154,7 +158,7 @@ def print_function(func: Function) -> str:
 
 
 def print_module(module: Module) -> str:
-    parts = [f"model {module.name}"]
+    parts = [f"model {format_attr(module.name)}"]
     if module.decls:
         parts.append("\n".join(print_decl(d) for d in module.decls))
     parts += [print_function(f) for f in module.functions]
