@@ -1,0 +1,224 @@
+"""A loaded model: its params and state, and `run` for fetches and steps.
+
+    m = tflc.load("examples/mnist_mlp.tfl", seed=0)
+    loss, acc = m.run(["cross_entropy", "accuracy"], x=xb, y=yb)
+    m.run("step", x=xb, y=yb)                           # updates params; returns None
+    loss = m.run("step", fetch="cross_entropy", x=xb, y=yb)
+    loss, = m.run(["step", "cross_entropy"], x=xb, y=yb)
+
+Each distinct entry (the fetched names, and the step) is compiled the first time it runs and
+cached. Every feed is checked before anything runs (see feeds.py). A step's updates are computed
+from the values before the step and applied together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import codegen
+from ..ir.core import Function, Module
+from ..ir.errors import Error
+from ..ir.types import TensorType, dtype_of_numpy
+from ..passes.pipeline import compile_entry
+from . import checkpoint
+from .feeds import check_feeds, check_names
+from .init import check_seed, initial_value
+
+COUNTER = "__run"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compiled entry point: the function, its code, and how to fill its arguments."""
+
+    fetches: tuple[str, ...]
+    step: str | None
+    function: Function
+    compiled: object  # the backend's Compiled: compiled(sizes, args) -> list of arrays
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(arg.name for arg in self.function.args)
+
+    def purpose(self) -> str:
+        parts = [f"step '{self.step}'"] if self.step else []
+        parts += [f"'{name}'" for name in self.fetches]
+        return ("running " if self.step else "fetching ") + " and ".join(parts)
+
+
+class Model:
+    """A module with its params and state, compiled entry by entry for one backend."""
+
+    def __init__(self, module: Module, *, backend: str = "numpy", seed: int = 0):
+        self.module = module
+        self.seed = check_seed(seed)
+        self.backend = backend
+        self._backend = codegen.backend(backend)
+        self._values = {d.name: initial_value(d, self.seed) for d in module.decls
+                        if d.kind in ("param", "state")}
+        self._counter = 0
+        self._entries: dict[tuple, Entry] = {}
+        self._steps = module.function("model").steps
+
+    def __repr__(self) -> str:
+        return f"<tflc.Model {self.module.name} ({self.backend}, seed {self.seed})>"
+
+    # -- what the model holds ------------------------------------------------------------------
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The params, by name, as read-only views (copy one to change it)."""
+        return self._views("param")
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The state (including optimizers' slots), by name, as read-only views."""
+        return self._views("state")
+
+    @property
+    def input_types(self) -> dict[str, TensorType]:
+        return {d.name: d.type for d in self.module.decls if d.kind == "input"}
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        return self._steps
+
+    @property
+    def run_count(self) -> int:
+        """How many runs have used the run counter (runs with dropout, say)."""
+        return self._counter
+
+    def _views(self, kind: str) -> dict[str, np.ndarray]:
+        views = {}
+        for decl in self.module.decls:
+            if decl.kind == kind:
+                views[decl.name] = view = self._values[decl.name].view()
+                view.flags.writeable = False
+        return views
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run(self, what, feed_dict: Mapping | None = None, /, *, fetch=None, **feeds):
+        """Fetches values, runs a step, or both.
+
+        - `run("loss", ...)` returns one array; `run(["loss", "acc"], ...)` a list of them.
+        - `run("step", ...)` runs the step and returns None; with `fetch="loss"` (or a list) it
+          returns those values too, computed before the update. `run(["step", "loss"], ...)`
+          returns the list of the fetched values, without the step.
+
+        Feeds are keywords (`x=batch`) or, for names that cannot be keywords (`fc1.x`, `fetch`),
+        a dict passed second: `run("loss", {"fc1.x": batch})`.
+        """
+        names = [what] if isinstance(what, str) else list(what)
+        if not all(isinstance(name, str) for name in names):
+            raise Error(f"run() takes a name or a list of names, got {what!r}")
+        step = self._step_of(names)
+        fetches = [name for name in names if name != step]
+        if fetch is not None:
+            if not (isinstance(what, str) and step is not None):
+                raise Error("fetch= goes with a step: run('STEP', fetch=[...]); to fetch several "
+                            "values, pass a list of names")
+            fetches = [fetch] if isinstance(fetch, str) else list(fetch)
+        all_feeds = dict(feed_dict or {})
+        twice = sorted(set(all_feeds) & set(feeds))
+        if twice:
+            raise Error(f"'{twice[0]}' is fed twice (in the feed dict and as a keyword)")
+        all_feeds.update(feeds)
+        results = self._execute(self._entry(tuple(fetches), step), all_feeds)
+        if isinstance(what, str) and step is not None:  # a step alone, or with fetch=
+            if fetch is None:
+                return None
+            return results[0] if isinstance(fetch, str) else results
+        return results[0] if isinstance(what, str) else results
+
+    def _step_of(self, names: list[str]) -> str | None:
+        steps = [name for name in names if name in self._steps]
+        if len(steps) > 1:
+            raise Error(f"one step per run, got {len(steps)}: {', '.join(steps)}")
+        return steps[0] if steps else None
+
+    def entry(self, fetches: tuple[str, ...], step: str | None = None) -> Entry:
+        """The compiled entry for `fetches` (and `step`), compiled on first use."""
+        return self._entry(tuple(fetches), step)
+
+    def _entry(self, fetches: tuple[str, ...], step: str | None) -> Entry:
+        key = (fetches, step)
+        if key not in self._entries:
+            function = compile_entry(self.module, fetches, step)
+            self._entries[key] = Entry(fetches, step, function,
+                                       self._backend.compile(function))
+        return self._entries[key]
+
+    def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:
+        module = self.module
+        needed = [n for n in entry.inputs if module.decl(n).kind == "input"]
+        check_names(module, feeds, needed, entry.purpose())
+        arrays, sizes = check_feeds(module, feeds)
+        unbound = [dim for dim in entry.function.dims if dim not in sizes]
+        if unbound:
+            raise Error(f"the size of {unbound[0]} is unknown when {entry.purpose()}: "
+                        "no fed input has that dim")
+        args = [self._argument(name, arrays) for name in entry.inputs]
+        results = entry.compiled({dim: sizes[dim] for dim in entry.function.dims}, args)
+        fed = [arrays[name] for name in needed]
+        count = len(entry.fetches)
+        updates = {out.label: _not_aliasing(result, fed, stored=True)
+                   for out, result in zip(entry.function.outputs[count:], results[count:])}
+        fetched = [_not_aliasing(result, args) for result in results[:count]]
+        self._values.update(updates)  # all of a step's updates together, after it ran
+        if COUNTER in entry.inputs:
+            self._counter += 1
+        return fetched
+
+    def _argument(self, name: str, feeds: dict) -> np.ndarray:
+        kind = self.module.decl(name).kind
+        if kind == "input":
+            return feeds[name]
+        if kind == "counter":
+            return counter_value(self._counter, self.seed)
+        return self._values[name]
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes params, state and the run counter to an `.npz` file, atomically."""
+        checkpoint.save(path, self._checkpoint_values())
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Reads back what `save` wrote; the names, dtypes and shapes must match the model's."""
+        expected = {name: _type_of(value) for name, value in self._checkpoint_values().items()}
+        arrays = checkpoint.load(path, expected)
+        if COUNTER in arrays:
+            self._counter = int(arrays.pop(COUNTER))
+        self._values.update(arrays)
+
+    def _checkpoint_values(self) -> dict[str, np.ndarray]:
+        values = dict(self._values)
+        if self.module.decl(COUNTER) is not None:
+            values[COUNTER] = np.array(self._counter, np.int64)
+        return values
+
+
+def counter_value(count: int, seed: int) -> np.ndarray:
+    """What the run counter `__run` holds: the run number plus the model seed times 2**32
+    (wrapping to int64), so different seeds draw different dropout masks on the same run."""
+    mixed = (count + (seed << 32)) % 2**64
+    return np.array(mixed - 2**64 if mixed >= 2**63 else mixed, np.int64)
+
+
+def _type_of(array: np.ndarray) -> TensorType:
+    return TensorType(dtype_of_numpy(array.dtype), tuple(array.shape))
+
+
+def _not_aliasing(result: np.ndarray, arrays, stored: bool = False) -> np.ndarray:
+    """`result`, copied where it shares memory with `arrays` (or, when handed to the user, is
+    read-only), so neither the model nor the user can change the other's arrays."""
+    if not stored and not result.flags.writeable:
+        return result.copy()
+    if any(np.may_share_memory(result, array) for array in arrays):
+        return result.copy()
+    return result

@@ -1,0 +1,83 @@
+"""Feeds are checked before anything runs; each mistake is an error naming the input."""
+
+import numpy as np
+import pytest
+
+from tflc import Error
+
+X = np.ones((2, 3), np.float32)
+Y = np.zeros((2, 2), np.float32)
+
+
+def error(model, what, *args, **feeds):
+    with pytest.raises(Error) as info:
+        model.run(what, *args, **feeds)
+    return info.value
+
+
+def test_unknown_feed_name_with_hint(model):
+    e = error(model, "h", xs=X)
+    assert e.message == "cannot feed 'xs': model toy has no input of that name (inputs: x, y, n, W0)"
+    assert e.hint == "did you mean 'x'?"
+
+
+def test_params_are_not_fed(model):
+    assert error(model, "h", x=X, W=X).message == \
+        "cannot feed 'W': it is a param, not an input (only inputs are fed)"
+
+
+def test_only_the_inputs_an_entry_needs_must_be_fed(model):
+    assert model.run("h", x=X).shape == (2, 2)  # y is not needed for h
+    assert error(model, "loss", x=X).message == "missing feed for fetching 'loss': y: f32[N,2]"
+    assert error(model, ["loss", "more"]).message == \
+        "missing feeds for fetching 'loss' and 'more': x: f32[N,3], y: f32[N,2], n: i32[]"
+
+
+def test_safe_casts_are_made(model):
+    fed64 = model.run("h", x=X.astype(np.float64))
+    assert fed64.dtype == np.float32
+    np.testing.assert_array_equal(fed64, model.run("h", x=[[1, 1, 1], [1, 1, 1]]))  # ints
+    assert model.run("more", n=np.int64(3)) == 3  # i64 → i32 is the same kind
+    assert model.run("more", n=True) == 1
+
+
+def test_unsafe_casts_are_errors(model):
+    e = error(model, "more", n=2.5)
+    assert e.message == "input 'n' expects i32[], but was fed float64 values"
+    assert e.hint.startswith("convert them first, e.g. with .astype(np.int32)")
+    assert "non-numeric" in error(model, "h", x=[["a", "b", "c"]]).message
+
+
+def test_ragged_lists_are_errors(model):
+    assert error(model, "h", x=[[1, 2, 3], [1, 2]]).message.startswith(
+        "cannot read the value fed to 'x' as an array:")
+
+
+def test_rank_and_size_errors_name_the_input_type_and_shape(model):
+    assert error(model, "h", x=np.ones(3)).message == \
+        "input 'x' expects f32[N,3], but was fed shape [3]: rank 1 instead of 2"
+    assert error(model, "h", x=np.ones((2, 4))).message == \
+        "input 'x' expects f32[N,3], but was fed shape [2, 4]: dim 1 is 4, not 3"
+
+
+def test_symbolic_dims_agree_across_inputs(model):
+    e = error(model, "loss", x=np.ones((3, 3)), y=np.ones((4, 2)))
+    assert e.message == \
+        "input 'y' expects f32[N,2], but was fed shape [4, 2]: N is 3 from 'x' but 4 from 'y'"
+
+
+def test_any_size_of_a_symbolic_dim_runs(model):
+    for n in (1, 7, 0):
+        assert model.run("h", x=np.ones((n, 3))).shape == (n, 2)
+
+
+def test_feed_dict_for_any_name_and_no_name_twice(model):
+    np.testing.assert_array_equal(model.run("h", {"x": X}), model.run("h", x=X))
+    assert error(model, "h", {"x": X}, x=X).message == \
+        "'x' is fed twice (in the feed dict and as a keyword)"
+
+
+def test_nothing_runs_when_a_feed_is_wrong(model):
+    before = model.params["W"].copy()
+    error(model, "swap", x=np.ones((2, 4)))  # swap needs no feed, but x is checked anyway
+    np.testing.assert_array_equal(model.params["W"], before)
