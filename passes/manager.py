@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..ir.core import Function
 from ..ir.errors import Error
 from ..ir.printer import print_function
+from ..ir.verifier import VerifyError, verify
 
 Pass = Callable[[Function], Function]
 
@@ -85,7 +86,7 @@ def run_pipeline(func: Function, passes: Sequence[str], *, verify: bool = False,
     """Runs `passes` (names) over `func`.
 
     `verify` checks the IR before the first pass and after every pass (a failure is a compiler
-    bug, raised as RuntimeError with the offending IR). `print_after` is None, `"all"` (record
+    bug, raised as `VerifyError` with the offending IR). `print_after` is None, `"all"` (record
     the IR after every pass that changed it) or a pass name (record the IR after that pass).
     """
     passes = list(passes)
@@ -114,9 +115,7 @@ def run_pipeline(func: Function, passes: Sequence[str], *, verify: bool = False,
 
 
 def _verify(func: Function, where: str) -> None:
-    from ..ir import verify  # the verifier lives in ir/; imported here, where it is needed
-
     try:
         verify(func)
-    except Error as e:
-        raise RuntimeError(f"invalid IR {where}: {e}\n{print_function(func)}") from e
+    except VerifyError as e:
+        raise VerifyError(f"invalid IR {where}: {e}\n{print_function(func)}") from e

@@ -3,7 +3,7 @@
 import pytest
 
 from tflc import Error
-from tflc.ir import Builder, Function, Output, TensorType, Value
+from tflc.ir import Builder, Function, Output, TensorType, Value, VerifyError
 from tflc.passes.manager import load_pass, run_pipeline
 from tflc.passes.prune import prune
 
@@ -55,3 +55,12 @@ def test_without_printing_nothing_is_printed_but_every_pass_is_timed():
     assert table[0].split() == ["pass", "ms"]
     assert table[1].split()[0] == "prune" and float(table[1].split()[1]) >= 0
     assert table[-1].split()[0] == "total"
+
+
+def test_verify_checks_the_input_and_every_pass():
+    func = function_with_dead_op()
+    assert run_pipeline(func, ["prune"], verify=True).function.ops[0].opcode == "exp"
+    broken = func.replace(ops=func.ops[1:], outputs=(Output("dead", func.ops[0].result),))
+    with pytest.raises(VerifyError, match="invalid IR in the pipeline's input: ") as e:
+        run_pipeline(broken, ["prune"], verify=True)
+    assert "func @model<N>(%x: f32[N])" in str(e.value)

@@ -1,0 +1,63 @@
+"""compile_entry: the outputs asked for, pruned for exactly what they need."""
+
+import pytest
+
+from tflc import Error
+from tflc.ir import parse_module, print_function
+from tflc.passes.pipeline import DEFAULT_PIPELINE, compile_entry, default_pipeline
+
+MODULE = """\
+model m
+input x: f32[N]
+input y: f32[N]
+param w: f32[] = value(value=1.0)
+
+func @model<N>(%x: f32[N], %y: f32[N], %w: f32[]) -> (f32[N], f32[N], f32[]) {
+  %h: f32[N] = mul %x, %w
+  %e: f32[N] = sub %h, %y
+  %s: f32[] = sum %e
+  return %h, %e, train: w <- %s
+}
+"""
+
+
+@pytest.fixture
+def module():
+    return parse_module(MODULE, "m.ir")
+
+
+def test_an_entry_computes_only_what_its_fetches_need(module):
+    assert print_function(compile_entry(module, ["h"])) == "\n".join([
+        "func @model<N>(%x: f32[N], %w: f32[]) -> (f32[N]) {",
+        "  %h: f32[N] = mul %x, %w",
+        "  return %h",
+        "}",
+    ])
+
+
+def test_a_step_adds_its_updates_after_the_fetches(module):
+    entry = compile_entry(module, ["h"], step="train")
+    assert [(o.label, o.step) for o in entry.outputs] == [("h", None), ("w", "train")]
+    assert [a.name for a in entry.args] == ["x", "y", "w"]
+
+
+def test_decls_can_be_fetched(module):
+    entry = compile_entry(module, ["w", "x"])
+    assert entry.ops == () and [o.value for o in entry.outputs] == [entry.args[1], entry.args[0]]
+
+
+def test_unknown_names_are_errors_with_hints(module):
+    with pytest.raises(Error, match="unknown name 'hh': nothing called that is defined or "
+                                    "declared in model m") as e:
+        compile_entry(module, ["hh"])
+    assert e.value.hint == "did you mean 'h'?"
+    with pytest.raises(Error, match=r"unknown step 'trian' \(the model's steps: train\)") as e:
+        compile_entry(module, [], step="trian")
+    assert e.value.hint == "did you mean 'train'?"
+    with pytest.raises(Error, match="'train' is a step, not a value to fetch"):
+        compile_entry(module, ["train"])
+
+
+def test_default_pipeline_is_in_order_and_ends_with_prune():
+    assert default_pipeline()[-1] == "prune"
+    assert list(default_pipeline()) == [p for p in DEFAULT_PIPELINE if p in default_pipeline()]
