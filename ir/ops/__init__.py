@@ -1,3 +1,3 @@
 """Importing this package registers every op (each module registers its own)."""
 
-from . import elementwise, linalg, random, reduce, shape, special  # noqa: F401
+from . import elementwise, fused, linalg, nn, random, reduce, shape, special  # noqa: F401
