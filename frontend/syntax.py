@@ -1,0 +1,153 @@
+"""`.tfl` text → lark parse tree, with syntax errors turned into located `tflc.Error`s.
+
+The grammar is `tfl.lark` (LALR, strict). A small post-lexer drops the newlines inside ( ) and
+[ ], so expressions and argument lists can span lines while a newline still ends a statement.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.lark import PostLex
+
+from ..ir.errors import Error, Loc
+
+OPENING = ("LPAR", "LSQB")
+CLOSING = ("RPAR", "RSQB")
+COMPARISONS = ("EQ", "NE", "LT", "LE", "GT", "GE")
+# Terminals that can start an expression: when all of them are expected, say "an expression".
+EXPRESSION_START = {"NAME", "INT", "FLOAT", "TRUE", "FALSE", "MINUS", "NOT", "LPAR", "LSQB"}
+BINARY_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "EQ", "NE", "LT", "LE", "GT",
+                    "GE", "AND", "OR"}
+TERMINAL_NAMES = {"NAME": "a name", "INT": "a number", "FLOAT": "a number", "_NL": "a newline",
+                  "$END": "the end of the file"}
+
+
+class Source:
+    """A file's text split into lines, to make `Loc`s that carry their source line."""
+
+    def __init__(self, text: str, filename: str):
+        self.text = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.filename = filename
+        self.lines = self.text.split("\n")
+
+    def loc(self, line: int, col: int) -> Loc:
+        line = min(max(line, 1), len(self.lines))
+        return Loc(self.filename, line, max(col, 1), text=self.lines[line - 1])
+
+    def end(self) -> Loc:
+        """Just after the last non-blank line: where a missing `}` or `)` belongs."""
+        line = max((i for i, text in enumerate(self.lines, 1) if text.strip()), default=1)
+        return self.loc(line, len(self.lines[line - 1]) + 1)
+
+    def loc_of(self, node: Tree | Token) -> Loc | None:
+        """Where a token or a tree starts (None for an empty tree, which has no position)."""
+        if isinstance(node, Token):
+            return self.loc(node.line, node.column)
+        if node.meta.empty:
+            return None
+        return self.loc(node.meta.line, node.meta.column)
+
+
+class BracketNewlines(PostLex):
+    """Drops newline tokens inside ( ) and [ ], and merges runs of them elsewhere."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0
+        last = None
+        for token in stream:
+            if token.type in OPENING:
+                depth += 1
+            elif token.type in CLOSING:
+                depth = max(depth - 1, 0)
+            elif token.type == "_NL" and (depth or last == "_NL"):
+                continue
+            last = token.type
+            yield token
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark.open(str(Path(__file__).with_name("tfl.lark")), parser="lalr", strict=True,
+                     propagate_positions=True, postlex=BracketNewlines())
+
+
+def parse_tree(source: Source) -> Tree:
+    """The parse tree of a whole file, or a located Error for the first syntax error."""
+    try:
+        return _parser().parse(source.text + "\n")
+    except UnexpectedInput as e:
+        raise syntax_error(e, source) from None
+
+
+@functools.cache
+def keywords() -> frozenset[str]:
+    """The words the grammar reserves (`model`, `input`, ..., `not`)."""
+    parser = _parser()
+    name = parser.get_terminal("NAME").pattern.to_regexp()
+    return frozenset(t.pattern.value for t in parser.terminals
+                     if t.pattern.type == "str" and re.fullmatch(name, t.pattern.value))
+
+
+def syntax_error(e: UnexpectedInput, source: Source) -> Error:
+    if isinstance(e, UnexpectedCharacters):
+        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else ""
+        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}" if char else "end"
+        return Error(f"unexpected character {shown}", source.loc(e.line, e.column))
+    if isinstance(e, UnexpectedToken):
+        return _unexpected_token(e.token, e.expected, source)
+    assert isinstance(e, UnexpectedEOF)
+    return Error(f"unexpected end of file, expected {_describe_expected(e.expected)}",
+                 source.end())
+
+
+def _unexpected_token(token: Token, expected: set[str], source: Source) -> Error:
+    if token.type == "$END":
+        loc = source.end()
+    else:
+        loc = source.loc(token.line, token.column)
+    if "NAME" in expected and token.value in keywords():
+        return Error(f"'{token.value}' is a keyword and cannot be used as a name", loc)
+    hint = None
+    if token.type in COMPARISONS and not expected & set(COMPARISONS):
+        hint = "comparisons do not chain: write (a < b) and (b < c)"
+    return Error(f"unexpected {_describe_token(token)}, expected {_describe_expected(expected)}",
+                 loc, hint=hint)
+
+
+def _describe_token(token: Token) -> str:
+    if token.type in ("_NL", "$END"):
+        return TERMINAL_NAMES[token.type].removeprefix("a ")
+    if token.type == "NAME":
+        return f"name '{token.value}'"
+    if token.type in ("INT", "FLOAT"):
+        return f"number {token.value}"
+    return f"'{token.value}'"
+
+
+def _describe_expected(expected: set[str]) -> str:
+    expected = set(expected)
+    words = []
+    if EXPRESSION_START <= expected:
+        expected -= EXPRESSION_START
+        words.append("an expression")
+    if BINARY_OPERATORS <= expected:
+        expected -= BINARY_OPERATORS
+        words.append("an operator")
+    words += sorted({_describe_terminal(t) for t in expected})
+    if len(words) == 1:
+        return words[0]
+    return "one of " + ", ".join(words)
+
+
+def _describe_terminal(name: str) -> str:
+    if name in TERMINAL_NAMES:
+        return TERMINAL_NAMES[name]
+    pattern = _parser().get_terminal(name).pattern
+    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
