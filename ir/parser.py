@@ -110,18 +110,19 @@ class _Reader:
             raise self._syntax_error(e) from None
 
     def _syntax_error(self, e: lark.UnexpectedInput) -> Error:
+        line, col = e.line, e.column
         if isinstance(e, lark.UnexpectedCharacters):
             message = f"unexpected character {self.text[e.pos_in_stream]!r}"
-            line, col = e.line, e.column
         else:
-            expected = sorted(_describe_terminal(name) for name in e.expected)
-            found = "the end of the text" if e.token.type == "$END" else repr(str(e.token))
+            accepted = getattr(e, "accepts", None) or e.expected  # `accepts` is exact for LALR
+            expected = sorted(_describe_terminal(name) for name in accepted)
+            at_end = isinstance(e, lark.UnexpectedEOF) or e.token.type == "$END"
+            found = "the end of the text" if at_end else repr(str(e.token))
             message = f"unexpected {found}, expected " + (
                 expected[0] if len(expected) == 1 else "one of " + ", ".join(expected))
-            line, col = e.line, e.column
-            if line < 1:  # the end of the text: point just past the last line
-                line = max(len(self.lines), 1)
-                col = len(self.lines[-1]) + 1 if self.lines else 1
+            if at_end:  # point just past the last text
+                lines = self.text.rstrip().splitlines() or [""]
+                line, col = len(lines), len(lines[-1]) + 1
         text = self.lines[line - 1] if 0 < line <= len(self.lines) else None
         return Error(f"syntax error: {message}", Loc(self.file, line, col, text))
 
@@ -394,11 +395,11 @@ def _read_floats(texts: list[str], dtype: str) -> np.ndarray:
     wide = np.array([float(t) for t in texts], np.float64)
     if dtype == "f64":
         return wide
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # out of range: inf, which the caller reports
         narrow = wide.astype(np.float32)
-    back = narrow.astype(np.float64)
-    toward = np.where(wide > back, np.inf, -np.inf).astype(np.float32)
-    neighbour = np.nextafter(narrow, toward).astype(np.float64)
+        back = narrow.astype(np.float64)
+        toward = np.where(wide > back, np.inf, -np.inf).astype(np.float32)
+        neighbour = np.nextafter(narrow, toward).astype(np.float64)
     halfway = (wide != back) & (wide == (back + neighbour) / 2)
     for i in np.flatnonzero(halfway):
         exact, middle = Fraction(texts[i]), Fraction(float(wide[i]))

@@ -128,7 +128,7 @@ class _FunctionChecker:
             text += "\n  " + self.show(op)
         raise VerifyError(text)
 
-    def show(self, op: Op) -> str:
+    def display_names(self) -> _DisplayNames:
         if self.names is None:
             self.names = _DisplayNames()
             try:  # name every value in the order the printer does; broken IR may stop it early
@@ -137,10 +137,16 @@ class _FunctionChecker:
                 print_body(self.func, self.names, "", keyword="return")
             except Exception:
                 pass
+        return self.names
+
+    def show(self, op: Op) -> str:
         try:
-            return print_op(op, self.names, "")[0]
+            return print_op(op, self.display_names(), "")[0]
         except Exception as e:
             return f"{op.opcode} ... (cannot be printed: {type(e).__name__}: {e})"
+
+    def name(self, value: Value) -> str:
+        return "%" + self.display_names()[value]
 
     # -- the function --------------------------------------------------------------------------
 
@@ -172,7 +178,7 @@ class _FunctionChecker:
                                        or not IDENT.match(value.name)):
             self.fail(f"{what} is named {value.name!r}, not an identifier", op)
         if id(value) in self.defined:
-            self.fail(f"{what} {value!r} is defined twice (SSA)", op)
+            self.fail(f"{what} {self.name(value)} is defined twice (SSA)", op)
         self.defined.add(id(value))
 
     def check_ops(self, ops, visible: set[int]) -> None:
@@ -192,7 +198,7 @@ class _FunctionChecker:
             if not isinstance(operand, Value):
                 self.fail(f"operand {i} is a {type(operand).__name__}, not a Value", op)
             if id(operand) not in visible:
-                self.fail(f"operand {i} {operand!r} is not defined before this op "
+                self.fail(f"operand {i} {self.name(operand)} is not defined before this op "
                           "(in this function or a region around it)", op)
         if opdef.arity is not None and len(op.operands) != opdef.arity:
             self.fail(f"{op.opcode} takes {opdef.arity} operands, not {len(op.operands)}", op)
@@ -245,8 +251,8 @@ class _FunctionChecker:
             if not isinstance(out, Output) or not isinstance(out.value, Value):
                 self.fail(f"{where} outputs hold {out!r}, not an Output of a Value", region_of)
             if id(out.value) not in visible:
-                self.fail(f"{where} output '{out.label}' returns {out.value!r}, which is not "
-                          "defined there", region_of)
+                self.fail(f"{where} output '{out.label}' returns {self.name(out.value)}, "
+                          "which is not defined there", region_of)
             if region_of is not None:
                 if out.step is not None:
                     self.fail(f"the region's output '{out.label}' belongs to a step", region_of)
