@@ -1,0 +1,92 @@
+"""Compiling a lowered module with MCJIT, and calling its entry function from Python."""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from ...ir.core import Function
+from ...ir.errors import Error
+from ...ir.types import NUMPY_DTYPES, eval_dim
+from .lower import Options, Signature, lower
+from .target import Target, host, optimize
+
+EMIT_KINDS = ("llvm", "llvm-opt", "asm")
+
+
+def options_for(target: Target, fast_math: bool = False) -> Options:
+    return Options(fast_math=fast_math, fma=target.has("fma"))
+
+
+def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:
+    """The verified, unoptimised LLVM module of `func`."""
+    module = llvm.parse_assembly(str(lower(func, target, options).module))
+    module.verify()
+    return module
+
+
+def emit(func: Function, kind: str = "llvm", *, fast_math: bool = False) -> str:
+    """LLVM IR as generated (`llvm`), after O3 (`llvm-opt`), or the host's assembly (`asm`)."""
+    if kind not in EMIT_KINDS:
+        raise Error(f"unknown emit kind '{kind}' (one of: {', '.join(EMIT_KINDS)})")
+    target = host()
+    options = options_for(target, fast_math)
+    if kind == "llvm":
+        return str(lower(func, target, options).module)
+    module = build(func, target, options)
+    machine = target.machine()
+    optimize(module, machine)
+    return str(module) if kind == "llvm-opt" else machine.emit_assembly(module)
+
+
+def compile(func: Function, *, fast_math: bool = False) -> Compiled:
+    """Native code for `func` on this machine. `fast_math` lets float sums and products be
+    reassociated (vectorised reductions; results may differ in the last bits)."""
+    target = host()
+    options = options_for(target, fast_math)
+    lowered = lower(func, target, options)
+    module = llvm.parse_assembly(str(lowered.module))
+    module.verify()
+    machine = target.machine()
+    optimize(module, machine)
+    engine = llvm.create_mcjit_compiler(module, machine)
+    engine.finalize_object()
+    return Compiled(lowered.signature, engine, machine)
+
+
+class Compiled:
+    """`compiled(sizes, args) -> outputs`: one native call per run.
+
+    Outputs are fresh NumPy arrays; the scratch buffer for intermediates is kept between calls
+    (one per thread, grown when a larger batch needs more)."""
+
+    def __init__(self, signature: Signature, engine: llvm.ExecutionEngine,
+                 machine: llvm.TargetMachine):
+        self.signature = signature
+        self._engine = engine  # owns the code; the machine must outlive it
+        self._machine = machine
+        nptrs = len(signature.args) + len(signature.outputs) + 1
+        prototype = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * nptrs,
+                                     *[ctypes.c_int64] * len(signature.dims))
+        self._entry = prototype(engine.get_function_address(signature.entry))
+        self._local = threading.local()
+
+    def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
+        sig = self.signature
+        arrays = [np.ascontiguousarray(a, dtype=NUMPY_DTYPES[dtype])
+                  for a, dtype in zip(args, sig.args)]
+        outputs = [np.empty(tuple(eval_dim(d, sizes) for d in shape), NUMPY_DTYPES[dtype])
+                   for shape, dtype in sig.outputs]
+        scratch = self._scratch(sig.scratch_bytes(sizes))
+        pointers = [a.ctypes.data for a in arrays + outputs + [scratch]]
+        self._entry(*pointers, *(sizes[d] for d in sig.dims))
+        return outputs
+
+    def _scratch(self, nbytes: int) -> np.ndarray:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None or scratch.nbytes < nbytes:
+            scratch = self._local.scratch = np.empty(max(nbytes, 1), np.uint8)
+        return scratch

@@ -1,0 +1,330 @@
+"""Kernels: one internal LLVM function per op (or fused group), and the loop-nest templates.
+
+A kernel takes the base pointer of every buffer it touches (`noalias`: the lowering never hands
+a kernel a buffer it writes through another pointer) and the run-time sizes of the function's
+symbolic dims; it evaluates the shapes, strides and offsets of its operands (`Layout`s) from
+those sizes. O3 inlines each kernel into the entry function, where `noalias` becomes alias
+metadata that keeps loops vectorisable.
+
+Templates:
+- `elementwise`: one loop nest over the result, any number of inputs (broadcast via stride 0)
+  and outputs; with `accumulate`, the outputs are read back and combined (reductions);
+- `argreduce`: index of the first maximum/minimum along one axis;
+- `matmul`: C = A @ B over batch dims, i-k-j order so the innermost loop runs along rows of B
+  and C (contiguous, vectorisable without reassociation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from ...ir.types import Dim
+from .layout import Layout, collapse
+from .scalar import I1, I64, Scalar, is_float, llvm_type, memory_type
+
+PTR = ir.PointerType()
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A tensor in the entry function: a base pointer (a parameter, a scratch slot or a constant
+    global), its dtype, and where its elements are. `name` is the IR value's name."""
+
+    base: ir.Value
+    dtype: str
+    layout: Layout
+    name: str
+
+    def view(self, layout: Layout, name: str | None = None) -> Buffer:
+        return Buffer(self.base, self.dtype, layout, name or self.name)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """A buffer inside a kernel: the kernel's pointer to its base."""
+
+    ptr: ir.Value
+    dtype: str
+    layout: Layout
+    name: str
+
+
+@dataclass(frozen=True)
+class Index:
+    """Where the innermost loop body is: one index per loop, and the loops' sizes."""
+
+    loops: tuple[ir.Value, ...]
+    sizes: tuple[ir.Value, ...]
+
+    def flat(self, b: ir.IRBuilder) -> ir.Value:
+        """The row-major position of the element among all the loops' elements."""
+        flat = ir.Constant(I64, 0)
+        for i, size in zip(self.loops, self.sizes):
+            flat = b.add(b.mul(flat, size, flags=("nuw", "nsw")), i, flags=("nuw", "nsw"))
+        return flat
+
+
+class Kernel:
+    """An LLVM function under construction: `(ptr base..., i64 dim...)`, internal linkage."""
+
+    def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...]):
+        # Globals (constants) are used directly, so LLVM sees their values; every other
+        # distinct base pointer becomes one parameter.
+        self.bases: list[ir.Value] = []
+        for buffer in buffers:
+            if not isinstance(buffer.base, ir.GlobalVariable) and \
+                    all(buffer.base is not base for base in self.bases):
+                self.bases.append(buffer.base)
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.bases) + [I64] * len(dims))
+        self.function = ir.Function(module, fnty, module.get_unique_name(name))
+        self.function.linkage = "internal"
+        params = self.function.args
+        for param, base in zip(params, self.bases):
+            param.name = base.name
+            param.add_attribute("noalias")
+        self.sizes = dict(zip(dims, params[len(self.bases):]))
+        for dim, param in self.sizes.items():
+            param.name = dim
+        self.pointers = {id(base): param for base, param in zip(self.bases, params)}
+        self.dims = dims
+        setup = self.function.append_basic_block("setup")
+        self.setup = ir.IRBuilder(setup)
+        self.b = ir.IRBuilder(self.function.append_basic_block("body"))
+        self.s = Scalar(self.b)
+        self._dims: dict[Dim, ir.Value] = {}
+
+    def operand(self, buffer: Buffer, layout: Layout | None = None) -> Operand:
+        ptr = buffer.base if isinstance(buffer.base, ir.GlobalVariable) \
+            else self.pointers[id(buffer.base)]
+        return Operand(ptr, buffer.dtype, layout or buffer.layout, buffer.name)
+
+    def dim(self, d: Dim) -> ir.Value:
+        """The run-time value of a dim, computed once in the setup block (dominates all loops)."""
+        if isinstance(d, int):
+            return ir.Constant(I64, d)
+        if d not in self._dims:
+            self._dims[d] = evaluate_dim(self.setup, d, self.sizes)
+        return self._dims[d]
+
+    def offset(self, layout: Layout) -> ir.Value:
+        total = ir.Constant(I64, 0)
+        for term in layout.offset:
+            total = add(self.setup, total, self.dim(term))
+        return total
+
+    def finish(self) -> ir.Function:
+        self.setup.branch(self.function.basic_blocks[1])
+        self.b.ret_void()
+        return self.function
+
+    def call(self, entry: ir.IRBuilder, sizes: dict[str, ir.Value]) -> None:
+        self.finish()
+        entry.call(self.function, list(self.bases) + [sizes[d] for d in self.dims])
+
+
+def evaluate_dim(b: ir.IRBuilder, d: Dim, sizes: dict[str, ir.Value]) -> ir.Value:
+    """`784*N` → 784 * %N (products of integers and symbolic sizes)."""
+    if isinstance(d, int):
+        return ir.Constant(I64, d)
+    value = None
+    for part in d.split("*"):
+        factor = ir.Constant(I64, int(part)) if part.isdigit() else sizes[part]
+        value = factor if value is None else b.mul(value, factor, flags=("nuw", "nsw"))
+    return value
+
+
+# -- loops ---------------------------------------------------------------------------------------
+
+@contextmanager
+def for_range(b: ir.IRBuilder, count: ir.Value, name: str,
+              vectorize: bool = True) -> Iterator[ir.Value]:
+    """`for name in range(count)`: the body is emitted inside the `with`; on exit the builder
+    is after the loop.
+
+    Loop nests are built so that the innermost loop is the one to vectorise; outer loops say
+    `vectorize=False`. Otherwise, once LLVM fully unrolls a short inner loop (a dim of 3), it
+    vectorises the outer loop across rows, with gathers and scatters: slow to compile (seconds
+    for byte-sized elements) and rarely faster."""
+    function = b.block.function
+    before = b.block
+    header = function.append_basic_block(f"{name}.loop")
+    body = function.append_basic_block(f"{name}.body")
+    after = function.append_basic_block(f"{name}.end")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name)
+    index.add_incoming(ir.Constant(I64, 0), before)
+    b.cbranch(b.icmp_signed("<", index, count), body, after)
+    b.position_at_end(body)
+    yield index
+    following = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
+    index.add_incoming(following, b.block)
+    back_edge = b.branch(header)
+    if not vectorize:
+        back_edge.set_metadata("llvm.loop", no_vectorize_loop(b.module, function.name, name))
+    b.position_at_end(after)
+
+
+def no_vectorize_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
+    """A loop ID `!0 = !{!0, !"tflc.loop: ...", !{!"llvm.loop.vectorize.enable", i1 false}}`.
+    LLVM wants each loop's ID to refer to itself; the name keeps each loop's ID its own."""
+    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
+                                   ir.Constant(I1, 0)])
+    node = module.add_metadata([ir.MetaDataString(module, f"tflc.loop: {function} {loop}"),
+                                disable])
+    node.operands = (node, *node.operands)
+    return node
+
+
+@contextmanager
+def loop_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], prefix: str = "i",
+              inner_loops: bool = False) -> Iterator[tuple[list[ir.Value], Index]]:
+    """Loops over `shape` (row-major); yields each operand's element offset and the index.
+    Offsets are built up one loop level at a time, so outer terms stay out of inner loops.
+    Only the innermost loop may vectorise, none with `inner_loops` (the body has its own)."""
+    b = k.b
+    offsets = [k.offset(op.layout) for op in operands]
+    sizes = tuple(k.dim(size) for size in shape)
+    loops = []
+    with ExitStack() as stack:
+        for d, size in enumerate(sizes):
+            innermost = d == len(sizes) - 1 and not inner_loops
+            i = stack.enter_context(for_range(b, size, f"{prefix}{d}", vectorize=innermost))
+            loops.append(i)
+            offsets = [add_scaled(k, offset, i, op.layout.strides[d])
+                       for offset, op in zip(offsets, operands)]
+        yield offsets, Index(tuple(loops), sizes)
+
+
+def add_scaled(k: Kernel, offset: ir.Value, index: ir.Value, stride: Dim) -> ir.Value:
+    if stride == 0:
+        return offset
+    scaled = index if stride == 1 else k.b.mul(index, k.dim(stride), flags=("nsw",))
+    return add(k.b, offset, scaled)
+
+
+def add(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    """x + y for non-negative i64 offsets, leaving out a constant 0 (readable IR)."""
+    if isinstance(x, ir.Constant) and x.constant == 0:
+        return y
+    return b.add(x, y, flags=("nuw", "nsw"))
+
+
+def element(k: Kernel, op: Operand, offset: ir.Value) -> ir.Value:
+    return k.b.gep(op.ptr, [offset], inbounds=True, source_etype=memory_type(op.dtype))
+
+
+# -- templates -----------------------------------------------------------------------------------
+
+Body = Callable[[Scalar, list[ir.Value], Index], list[ir.Value]]
+
+
+def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, *,
+                accumulate: bool = False, keep_dims: bool = False) -> None:
+    """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it).
+
+    With `accumulate`, the body gets the outputs' current values first and combines (the outputs'
+    layouts have stride 0 along reduced dims). `keep_dims` keeps one loop per dim, for bodies
+    that use the loop indices; otherwise the loops are collapsed."""
+    operands = outs + ins
+    shape = outs[0].layout.shape
+    if not keep_dims:
+        shape, layouts = collapse(shape, [op.layout for op in operands])
+        operands = [Operand(op.ptr, op.dtype, layout, op.name)
+                    for op, layout in zip(operands, layouts)]
+    with loop_nest(k, shape, operands) as (offsets, index):
+        pointers = [element(k, op, offset) for op, offset in zip(operands, offsets)]
+        read = operands if accumulate else operands[len(outs):]
+        values = [k.s.load(ptr, op.dtype, op.name)
+                  for ptr, op in zip(pointers[len(operands) - len(read):], read)]
+        results = body(k.s, values, index)
+        for result, ptr, op in zip(results, pointers, operands):
+            k.s.store(result, ptr, op.dtype)
+
+
+def fill(k: Kernel, out: Operand, value: ir.Constant) -> None:
+    elementwise(k, [out], [], lambda s, values, index: [value])
+
+
+Better = Callable[[Scalar, ir.Value, ir.Value, str], ir.Value]
+
+
+def argreduce(k: Kernel, out: Operand, x: Operand, axis_size: Dim, axis_stride: Dim,
+              better: Better) -> None:
+    """`out[...] = index of the first best x[..., j]` along one axis (`x`'s layout without it).
+    Element j is taken when j == 0 or `better(value, best)`; an empty axis gives 0."""
+    b = k.b
+    best = k.setup.alloca(llvm_type(x.dtype), name="best")
+    best_index = k.setup.alloca(I64, name="best_index")
+    with loop_nest(k, out.layout.shape, [out, x], inner_loops=True) as ((out_offset, x_offset),
+                                                                        _):
+        b.store(ir.Constant(I64, 0), best_index)
+        with for_range(b, k.dim(axis_size), "j") as j:
+            value = k.s.load(element(k, x, add_scaled(k, x_offset, j, axis_stride)), x.dtype,
+                             x.name)
+            current = b.load(best, typ=llvm_type(x.dtype))
+            take = b.or_(b.icmp_signed("==", j, ir.Constant(I64, 0)), better(k.s, value, current, x.dtype))
+            b.store(b.select(take, value, current), best)
+            b.store(b.select(take, j, b.load(best_index, typ=I64)), best_index)
+        k.s.store(b.load(best_index, typ=I64, name=out.name), element(k, out, out_offset), "i64")
+
+
+def first_extreme(compare: str) -> Better:
+    """argmax (`>`) / argmin (`<`) as NumPy: the first NaN wins, then the first extreme."""
+    def better(s: Scalar, value: ir.Value, best: ir.Value, dtype: str) -> ir.Value:
+        if dtype == "bool":
+            return s.b.icmp_unsigned(compare, value, best)
+        if not is_float(dtype):
+            return s.b.icmp_signed(compare, value, best)
+        strictly = s.b.fcmp_ordered(compare, value, best)
+        first_nan = s.b.and_(s.b.fcmp_unordered("uno", value, value),
+                             s.b.fcmp_ordered("ord", best, best))
+        return s.b.or_(strictly, first_nan)
+    return better
+
+
+def matmul(k: Kernel, out: Operand, a: Operand, b_: Operand, *, fma: bool) -> None:
+    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast.
+
+    Each output element is summed in k order (strict IEEE: the result does not depend on the
+    vector width); with `fma` each step is one fused multiply-add, as BLAS does."""
+    b = k.b
+    dtype = out.dtype
+    *batch, m, n = out.layout.shape
+    kk = a.layout.shape[-1]
+    batch_layouts = [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
+                     for op in (out, a, b_)]
+    batch_shape, batch_layouts = collapse(tuple(batch), batch_layouts)
+    batch_ops = [Operand(op.ptr, op.dtype, layout, op.name)
+                 for op, layout in zip((out, a, b_), batch_layouts)]
+    (c_si, c_sj), (a_si, a_sk), (b_sk, b_sj) = (op.layout.strides[-2:] for op in (out, a, b_))
+    with loop_nest(k, batch_shape, batch_ops, prefix="batch", inner_loops=True) as \
+            ((c0, a0, b0), _):
+        with for_range(b, k.dim(m), "i", vectorize=False) as i:
+            c_row, a_row = add_scaled(k, c0, i, c_si), add_scaled(k, a0, i, a_si)
+            with for_range(b, k.dim(n), "j") as j:
+                zero = ir.Constant(llvm_type(dtype), -0.0 if is_float(dtype) else 0)
+                k.s.store(zero, element(k, out, add_scaled(k, c_row, j, c_sj)), dtype)
+            with for_range(b, k.dim(kk), "k", vectorize=False) as k_index:
+                a_ik = k.s.load(element(k, a, add_scaled(k, a_row, k_index, a_sk)), dtype, a.name)
+                b_row = add_scaled(k, b0, k_index, b_sk)
+                with for_range(b, k.dim(n), "j") as j:
+                    c_ptr = element(k, out, add_scaled(k, c_row, j, c_sj))
+                    b_kj = k.s.load(element(k, b_, add_scaled(k, b_row, j, b_sj)), dtype,
+                                    b_.name)
+                    c_ij = k.s.load(c_ptr, dtype)
+                    k.s.store(multiply_add(k.s, a_ik, b_kj, c_ij, dtype, fma, out.name), c_ptr,
+                              dtype)
+
+
+def multiply_add(s: Scalar, a, b, c, dtype: str, fma: bool, name: str) -> ir.Value:
+    if not is_float(dtype):
+        return s.b.add(c, s.b.mul(a, b), name=name)
+    if fma:
+        return s.intrinsic("fma", dtype, [a, b, c], name)
+    return s.b.fadd(c, s.b.fmul(a, b), name=name)
+

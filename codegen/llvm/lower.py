@@ -1,0 +1,460 @@
+"""A `Function` becomes one LLVM module with one native entry function.
+
+    define void @model(ptr noalias %x, ptr noalias %W1, ..., ptr noalias %"hidden_out.out",
+                       ptr noalias %scratch, i64 %N)
+
+The entry takes a pointer to every argument, every output buffer (allocated by the caller), a
+scratch buffer for intermediates, then the run-time size of every symbolic dim. Its body is one
+call per kernel (kernels.py), each named after the value it computes (`@"model.hidden_out"`).
+
+Intermediates live in the scratch buffer, which the caller allocates once and reuses across runs:
+their sizes depend on the symbolic dims, so the caller asks `Signature.scratch_bytes(sizes)`, and
+reusing memory avoids the page faults of fresh allocations, which cost more than the arithmetic
+of an elementwise kernel (LLVM-NOTES). Each intermediate has its own slot for now; sharing slots
+between values that are not live together is the memory planner's job.
+
+View ops (reshape of a dense buffer, transpose, broadcast_to, slice) emit no code: their result
+is the operand's buffer with another `Layout`, and the kernels reading it index accordingly.
+A value computed by a kernel is written straight into its output buffer when it is an output;
+outputs that are views, arguments, constants or repeats are copied there at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from llvmlite import ir
+
+from ...ir.core import Function, Op, Value
+from ...ir.errors import Error
+from ...ir.ops.reduce import reduced_axes
+from ...ir.ops.shape import permutation, slice_bounds
+from ...ir.printer import Namer
+from ...ir.registry import REGISTRY, normalize_axis
+from ...ir.types import NUMPY_DTYPES, Dim, dim_product, eval_dim
+from . import kernels
+from .kernels import PTR, Buffer, Kernel, add, evaluate_dim
+from .layout import Layout, contiguous
+from .scalar import BYTES, I8, I64, SCALAR, const, is_float, llvm_type
+from .target import Target
+
+SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
+
+
+@dataclass(frozen=True)
+class Options:
+    fast_math: bool = False  # reassociate float sums/products (vectorised reductions)
+    fma: bool = True  # matmul steps are fused multiply-adds (when the CPU has FMA)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the caller of the entry function needs to know."""
+
+    entry: str
+    dims: tuple[str, ...]
+    args: tuple[str, ...]  # dtypes
+    outputs: tuple[tuple[tuple[Dim, ...], str], ...]  # (shape, dtype)
+    scratch: tuple[Dim, ...]  # the bytes of each scratch slot, before alignment
+
+    def scratch_bytes(self, sizes: dict[str, int]) -> int:
+        return sum(align(eval_dim(d, sizes)) for d in self.scratch)
+
+
+def align(nbytes: int) -> int:
+    return -(-nbytes // SCRATCH_ALIGN) * SCRATCH_ALIGN
+
+
+@dataclass(frozen=True)
+class Lowered:
+    module: ir.Module
+    signature: Signature
+
+
+def lower(func: Function, target: Target, options: Options = Options()) -> Lowered:
+    return Lowerer(func, target, options).run()
+
+
+class Lowerer:
+    def __init__(self, func: Function, target: Target, options: Options):
+        self.func = func
+        self.options = options
+        self.module = ir.Module(name=func.name)
+        self.module.triple = target.triple
+        self.module.data_layout = target.data_layout
+
+        self.names = Namer()
+        for value in func.args:
+            self.names.define(value)
+        for op in func.ops:
+            for result in op.results:
+                self.names.define(result)
+
+        params = [self.names[v] for v in func.args]
+        params += [f"{out.step}.{out.label}" if out.step else f"{out.label}.out"
+                   for out in func.outputs]
+        params += ["scratch"]
+        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(params) + [I64] * len(func.dims))
+        self.entry = ir.Function(self.module, fnty, func.name)
+        for param, name in zip(self.entry.args, params + list(func.dims)):
+            param.name = name
+        for param in self.entry.args[:len(params)]:
+            param.add_attribute("noalias")
+        self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
+        nargs, nouts = len(func.args), len(func.outputs)
+        self.output_params = list(self.entry.args[nargs:nargs + nouts])
+        self.scratch = self.entry.args[nargs + nouts]
+        self.sizes = dict(zip(func.dims, self.entry.args[len(params):]))
+
+        self.env: dict[Value, Buffer] = {}
+        for value, param in zip(func.args, self.entry.args):
+            self.env[value] = Buffer(param, value.type.dtype, contiguous(value.type.shape),
+                                     self.names[value])
+        self.unclaimed = {}  # value → output param its kernel writes directly
+        for out, param in zip(func.outputs, self.output_params):
+            self.unclaimed.setdefault(out.value, param)
+        self.slots: list[Dim] = []
+        self.scratch_end: ir.Value = ir.Constant(I64, 0)
+        self._dims: dict[Dim, ir.Value] = {}
+
+    # -- what lowerings use ----------------------------------------------------------------------
+
+    def buffer(self, value: Value) -> Buffer:
+        return self.env[value]
+
+    def storage(self, value: Value) -> Buffer:
+        """A fresh dense buffer for `value`: its output buffer when it is an output, else a
+        scratch slot."""
+        layout = contiguous(value.type.shape)
+        param = self.unclaimed.pop(value, None)
+        if param is not None:
+            buffer = Buffer(param, value.type.dtype, layout, self.names[value])
+        else:
+            nbytes = dim_product((*value.type.shape, BYTES[value.type.dtype]))
+            self.slots.append(nbytes)
+            start = self.scratch_end
+            size = self.b.and_(self.b.add(self.dim(nbytes), ir.Constant(I64, SCRATCH_ALIGN - 1)),
+                               ir.Constant(I64, -SCRATCH_ALIGN))
+            self.scratch_end = add(self.b, start, size)
+            base = self.b.gep(self.scratch, [start], inbounds=True, source_etype=I8,
+                              name=self.names[value])
+            buffer = Buffer(base, value.type.dtype, layout, self.names[value])
+        self.env[value] = buffer
+        return buffer
+
+    def dim(self, d: Dim) -> ir.Value:
+        if d not in self._dims:
+            self._dims[d] = evaluate_dim(self.b, d, self.sizes)
+        return self._dims[d]
+
+    def kernel(self, name: str, buffers: list[Buffer]) -> Kernel:
+        return Kernel(self.module, f"{self.func.name}.{name}", buffers, self.func.dims)
+
+    def call(self, kernel: Kernel) -> None:
+        kernel.call(self.b, self.sizes)
+
+    def name(self, value: Value) -> str:
+        return self.names[value]
+
+    # -- the function ------------------------------------------------------------------------------
+
+    def run(self) -> Lowered:
+        for op in self.func.ops:
+            lowering = LOWERINGS.get(op.opcode)
+            if lowering is None and REGISTRY[op.opcode].kind == "elementwise":
+                lowering = lower_elementwise
+            if lowering is None:
+                raise Error(f"the llvm backend has no lowering for '{op.opcode}' "
+                            "(composites and grad must be expanded by the passes first)", op.loc)
+            lowering(self, op)
+        for out, param in zip(self.func.outputs, self.output_params):
+            source = self.env[out.value]
+            if source.base is not param:
+                target = Buffer(param, source.dtype, contiguous(out.value.type.shape), out.label)
+                copy(self, f"{out.label}.copy", target, source)
+        self.b.ret_void()
+        signature = Signature(
+            entry=self.entry.name, dims=self.func.dims,
+            args=tuple(v.type.dtype for v in self.func.args),
+            outputs=tuple((out.value.type.shape, out.value.type.dtype)
+                          for out in self.func.outputs),
+            scratch=tuple(self.slots))
+        return Lowered(self.module, signature)
+
+
+# -- lowerings, keyed by opcode (to move into each op's OpDef.lowering) --------------------------
+
+Lowering = Callable[[Lowerer, Op], None]
+
+
+def copy(lw: Lowerer, name: str, target: Buffer, source: Buffer) -> None:
+    """target[...] = source[...] (same shape, any layouts)."""
+    k = lw.kernel(name, [target, source])
+    kernels.elementwise(k, [k.operand(target)], [k.operand(source)],
+                        lambda s, values, index: values)
+    lw.call(k)
+
+
+def broadcast_operands(lw: Lowerer, op: Op, shape) -> list[Buffer]:
+    return [lw.buffer(v).view(lw.buffer(v).layout.broadcast_to(shape)) for v in op.operands]
+
+
+def lower_elementwise(lw: Lowerer, op: Op) -> None:
+    out = lw.storage(op.result)
+    ins = broadcast_operands(lw, op, op.result.type.shape)
+    emit = SCALAR[op.opcode]
+    dtypes = tuple(v.type.dtype for v in op.operands)
+    name = lw.name(op.result)
+
+    def body(s, values, index):
+        return [emit(s, values, dtypes, op.attrs, name)]
+
+    k = lw.kernel(name, [out, *ins])
+    kernels.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body)
+    lw.call(k)
+
+
+COMBINERS = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
+
+
+def identity(opcode: str, dtype: str):
+    """The start of an accumulation: -0.0 for float sums, since -0.0 + x is x even for -0.0."""
+    if is_float(dtype):
+        return {"sum": -0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}[opcode]
+    info = np.iinfo(NUMPY_DTYPES[dtype])
+    return {"sum": 0, "prod": 1, "max": info.min, "min": info.max}[opcode]
+
+
+def lower_reduce(lw: Lowerer, op: Op) -> None:
+    """Accumulates into the result in x's memory order: the result, seen with x's shape and
+    stride 0 along the reduced axes, is combined with every element of x."""
+    x_value = op.operands[0]
+    x = lw.buffer(x_value)
+    dtype = x.dtype
+    axes = reduced_axes(x_value.type, op.attrs["axis"])
+    out = lw.storage(op.result)
+    kept = tuple(1 if i in axes else d for i, d in enumerate(x_value.type.shape))
+    accumulator = out.view(contiguous(kept).broadcast_to(x_value.type.shape))
+    fast = lw.options.fast_math and is_float(dtype) and op.opcode in ("sum", "prod")
+    emit = SCALAR[COMBINERS[op.opcode]]
+    name = lw.name(op.result)
+
+    def combine(s, values, index):
+        acc, element = values
+        if fast:  # reassociation lets LLVM vectorise the reduction
+            instruction = s.b.fadd if op.opcode == "sum" else s.b.fmul
+            return [instruction(acc, element, name=name, flags=("reassoc", "contract"))]
+        return [emit(s, [acc, element], (dtype, dtype), {}, name)]
+
+    k = lw.kernel(name, [out, x])
+    kernels.fill(k, k.operand(out), const(dtype, identity(op.opcode, dtype)))
+    kernels.elementwise(k, [k.operand(accumulator)], [k.operand(x)], combine, accumulate=True)
+    lw.call(k)
+
+
+def lower_argreduce(lw: Lowerer, op: Op) -> None:
+    x_value = op.operands[0]
+    x = lw.buffer(x_value)
+    axis = normalize_axis(op.attrs["axis"], x_value.type.rank, op.opcode)
+    layout = x.layout
+    outer = Layout(layout.shape[:axis] + layout.shape[axis + 1:],
+                   layout.strides[:axis] + layout.strides[axis + 1:], layout.offset)
+    out = lw.storage(op.result)
+    k = lw.kernel(lw.name(op.result), [out, x])
+    better = kernels.first_extreme(">" if op.opcode == "argmax" else "<")
+    kernels.argreduce(k, k.operand(out), k.operand(x, outer), layout.shape[axis],
+                      layout.strides[axis], better)
+    lw.call(k)
+
+
+def lower_matmul(lw: Lowerer, op: Op) -> None:
+    """1-D operands become a row ([1, K], left) or a column ([K, 1], right) with stride 0 along
+    the added dim; the result's buffer gets the same dim back for the kernel."""
+    a, b = (lw.buffer(v) for v in op.operands)
+    a_layout, b_layout = a.layout, b.layout
+    out = lw.storage(op.result)
+    out_layout = out.layout
+    if a_layout.rank == 1:
+        a_layout = Layout((1,) + a_layout.shape, (0,) + a_layout.strides, a_layout.offset)
+        out_layout = insert_unit_dim(out_layout, out_layout.rank - (b_layout.rank > 1))
+    if b_layout.rank == 1:
+        b_layout = Layout(b_layout.shape + (1,), b_layout.strides + (0,), b_layout.offset)
+        out_layout = insert_unit_dim(out_layout, out_layout.rank)
+    batch = out_layout.shape[:-2]
+    a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
+    b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
+    k = lw.kernel(lw.name(op.result), [out, a, b])
+    kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
+                   fma=lw.options.fma)
+    lw.call(k)
+
+
+def insert_unit_dim(layout: Layout, position: int) -> Layout:
+    return Layout(layout.shape[:position] + (1,) + layout.shape[position:],
+                  layout.strides[:position] + (0,) + layout.strides[position:], layout.offset)
+
+
+def lower_reshape(lw: Lowerer, op: Op) -> None:
+    x = lw.buffer(op.operands[0])
+    shape = op.result.type.shape
+    if x.layout.is_dense:
+        lw.env[op.result] = x.view(contiguous(shape).at(x.layout.offset), lw.name(op.result))
+        return
+    out = lw.storage(op.result)  # the same elements in row-major order: x's shape, dense
+    copy(lw, lw.name(op.result), out.view(contiguous(x.layout.shape)), x)
+
+
+def lower_transpose(lw: Lowerer, op: Op) -> None:
+    x = lw.buffer(op.operands[0])
+    perm = permutation(op.operands[0].type, op.attrs["perm"])
+    lw.env[op.result] = x.view(x.layout.transpose(perm), lw.name(op.result))
+
+
+def lower_broadcast_to(lw: Lowerer, op: Op) -> None:
+    x = lw.buffer(op.operands[0])
+    lw.env[op.result] = x.view(x.layout.broadcast_to(op.result.type.shape), lw.name(op.result))
+
+
+def lower_slice(lw: Lowerer, op: Op) -> None:
+    x = lw.buffer(op.operands[0])
+    starts = tuple(start for start, _ in slice_bounds(op.operands[0].type, op.attrs))
+    layout = x.layout.shifted(starts).with_shape(op.result.type.shape)
+    lw.env[op.result] = x.view(layout, lw.name(op.result))
+
+
+def lower_concat(lw: Lowerer, op: Op) -> None:
+    """One kernel copying each operand into its part of the result."""
+    out = lw.storage(op.result)
+    axis = normalize_axis(op.attrs["axis"], op.result.type.rank, "concat")
+    parts = [lw.buffer(v) for v in op.operands]
+    k = lw.kernel(lw.name(op.result), [out, *parts])
+    start = 0
+    for value, part in zip(op.operands, parts):
+        starts = tuple(start if d == axis else 0 for d in range(op.result.type.rank))
+        region = out.layout.shifted(starts).with_shape(value.type.shape)
+        kernels.elementwise(k, [k.operand(out, region)], [k.operand(part)],
+                            lambda s, values, index: values)
+        start += value.type.shape[axis]
+    lw.call(k)
+
+
+def lower_pad(lw: Lowerer, op: Op) -> None:
+    x_value = op.operands[0]
+    x = lw.buffer(x_value)
+    out = lw.storage(op.result)
+    k = lw.kernel(lw.name(op.result), [out, x])
+    kernels.fill(k, k.operand(out), const(out.dtype, 0))
+    interior = out.layout.shifted(tuple(op.attrs["before"])).with_shape(x_value.type.shape)
+    kernels.elementwise(k, [k.operand(out, interior)], [k.operand(x)],
+                        lambda s, values, index: values)
+    lw.call(k)
+
+
+def lower_one_hot(lw: Lowerer, op: Op) -> None:
+    """out[..., j] = (indices[...] == j): the indices read with stride 0 along the new dim."""
+    indices = lw.buffer(op.operands[0])
+    out = lw.storage(op.result)
+    layout = indices.layout
+    spread = indices.view(Layout(layout.shape + (op.attrs["depth"],), layout.strides + (0,),
+                                 layout.offset))
+    name = lw.name(op.result)
+
+    def body(s, values, index):
+        position = s.b.sext(values[0], I64) if values[0].type != I64 else values[0]
+        hit = s.b.icmp_signed("==", position, index.loops[-1])
+        return [s.b.select(hit, const("f32", 1), const("f32", 0), name=name)]
+
+    k = lw.kernel(name, [out, spread])
+    kernels.elementwise(k, [k.operand(out)], [k.operand(spread)], body, keep_dims=True)
+    lw.call(k)
+
+
+def lower_shape(lw: Lowerer, op: Op) -> None:
+    value = op.operands[0]
+    axis = normalize_axis(op.attrs["axis"], value.type.rank, "shape")
+    out = lw.storage(op.result)
+    lw.b.store(lw.dim(value.type.shape[axis]), out.base)
+
+
+MASK64 = 2 ** 64 - 1
+GOLDEN_GAMMA = 0x9E3779B97F4A7C15
+
+
+def mix(z: int) -> int:
+    """splitmix64's finalizer on Python ints (for the compile-time part of the key)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return z ^ (z >> 31)
+
+
+def u64(value: int) -> ir.Constant:
+    """An i64 constant from an unsigned 64-bit number (LLVM writes i64 constants signed)."""
+    return ir.Constant(I64, value - 2 ** 64 if value >= 2 ** 63 else value)
+
+
+def emit_mix(b: ir.IRBuilder, z: ir.Value) -> ir.Value:
+    for shift, multiplier in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        z = b.mul(b.xor(z, b.lshr(z, u64(shift))), u64(multiplier))
+    return b.xor(z, b.lshr(z, u64(31)))
+
+
+def lower_rng_uniform(lw: Lowerer, op: Op) -> None:
+    """docs/ops.md's counter-based generator; seed and stream are folded at compile time."""
+    counter = lw.buffer(op.operands[1])
+    out = lw.storage(op.result)
+    counter = counter.view(counter.layout.broadcast_to(op.result.type.shape))
+    seeded = mix(mix(op.attrs["seed"]) ^ op.attrs["stream"])
+    dtype = out.dtype
+    name = lw.name(op.result)
+
+    def body(s, values, index):
+        b = s.b
+        key = emit_mix(b, b.xor(values[0], u64(seeded)))
+        step = b.mul(b.add(index.flat(b), u64(1)), u64(GOLDEN_GAMMA))
+        bits = emit_mix(b, b.add(key, step))
+        top = b.uitofp(b.lshr(bits, u64(40)), llvm_type(dtype))
+        return [b.fmul(top, const(dtype, 2.0 ** -24), name=name)]
+
+    k = lw.kernel(name, [out, counter])
+    kernels.elementwise(k, [k.operand(out)], [k.operand(counter)], body)
+    lw.call(k)
+
+
+def lower_const(lw: Lowerer, op: Op) -> None:
+    """A private constant global holding the array's bytes; kernels read it directly, so LLVM
+    folds scalar constants into the code."""
+    value = np.ascontiguousarray(op.attrs["value"])
+    data = bytearray(value.tobytes())
+    array_type = ir.ArrayType(I8, len(data))
+    name = lw.name(op.result)
+    constant = ir.GlobalVariable(lw.module, array_type, lw.module.get_unique_name(
+        f"{lw.func.name}.{name}"))
+    constant.global_constant = True
+    constant.linkage = "private"
+    constant.unnamed_addr = True
+    constant.align = SCRATCH_ALIGN
+    constant.initializer = ir.Constant(array_type, data)
+    lw.env[op.result] = Buffer(constant, op.result.type.dtype, contiguous(value.shape), name)
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "sum": lower_reduce,
+    "prod": lower_reduce,
+    "max": lower_reduce,
+    "min": lower_reduce,
+    "argmax": lower_argreduce,
+    "argmin": lower_argreduce,
+    "matmul": lower_matmul,
+    "reshape": lower_reshape,
+    "transpose": lower_transpose,
+    "broadcast_to": lower_broadcast_to,
+    "slice": lower_slice,
+    "concat": lower_concat,
+    "pad": lower_pad,
+    "one_hot": lower_one_hot,
+    "shape": lower_shape,
+    "rng_uniform": lower_rng_uniform,
+    "const": lower_const,
+}
