@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..ir import Builder, Error, Function, Op, Output, Value
+from ..ir import Builder, Error, Function, Op, Value
 from ..ir.registry import get
 
 
