@@ -25,7 +25,7 @@ from ..ir.types import DTYPES
 from .builtins import ATTR_KINDS, BUILTINS, INITIALIZERS, Builtin
 from .literals import Weak, dtype_for, fold, peer_dtype, tensor_literal, to_array, weak_bool, \
     weak_number
-from .syntax import Source, parse_tree
+from .syntax import Source, parse_tree, reserved_words
 
 BINARY_OPCODES = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "AT": "matmul",
                   "POW": "pow", "EQ": "eq", "NE": "ne", "LT": "lt", "LE": "le", "GT": "gt",
@@ -165,12 +165,15 @@ class ModelBuilder:
         self.statements += 1
         getattr(self, "stmt_" + node.data)(node)
 
-    def check_name(self, token: Token) -> str:
-        """A name the user defines: plain, not a builtin or dtype, not reserved."""
+    def check_name(self, token: Token, keyword_ok: bool = False) -> str:
+        """A name the user defines: plain, not a builtin or dtype, not reserved. Steps may be
+        named by a keyword (`train step = ...`): no expression ever names a step."""
         name, loc = str(token), self.loc(token)
         if "." in name:
             raise Error(f"cannot define the dotted name '{name}' here", loc,
                         hint=f"define it inside `scope {name.split('.')[0]} {{ ... }}`")
+        if name in reserved_words() and not keyword_ok:
+            raise Error(f"'{name}' is a keyword and cannot be used as a name", loc)
         if name in BUILTINS:
             raise Error(f"'{name}' is a builtin function and cannot be redefined", loc)
         if name in DTYPES:
@@ -191,7 +194,7 @@ class ModelBuilder:
         return entry
 
     def define(self, token: Token, kind: str, value=None, fn: FnDef | None = None) -> Entry:
-        name = self.qualified(self.check_name(token))
+        name = self.qualified(self.check_name(token, keyword_ok=kind == "step"))
         return self.claim(Entry(kind, name, self.loc(token), value, fn))
 
     def find(self, name: str) -> Entry | None:
@@ -224,6 +227,8 @@ class ModelBuilder:
         entry = self.find(name)
         if entry is not None:
             return entry
+        if name in reserved_words():
+            raise Error(f"'{name}' is a keyword and cannot be used as a name", self.loc(token))
         if name in BUILTINS:
             raise Error(f"'{name}' is a builtin function: call it, as in {name}(...)",
                         self.loc(token))
@@ -678,6 +683,8 @@ class ModelBuilder:
     def expr_call(self, node: Tree):
         token, *args = node.children
         name, loc = str(token), self.loc(token)
+        if name in reserved_words():
+            raise Error(f"'{name}' is a keyword, not a function", loc)
         positional, keywords = self.split_args(args)
         if name in BUILTINS:
             return self.call_builtin(BUILTINS[name], name, positional, keywords, loc)

@@ -19,10 +19,12 @@ from ..ir.errors import Error, Loc
 OPENING = ("LPAR", "LSQB")
 CLOSING = ("RPAR", "RSQB")
 COMPARISONS = ("EQ", "NE", "LT", "LE", "GT", "GE")
-# Terminals that can start an expression: when all of them are expected, say "an expression".
-EXPRESSION_START = {"NAME", "INT", "FLOAT", "TRUE", "FALSE", "MINUS", "NOT", "LPAR", "LSQB"}
-BINARY_OPERATORS = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW", "EQ", "NE", "LT", "LE", "GT",
-                    "GE", "AND", "OR"}
+# Where the terminals that start an expression (or the arithmetic operators) are expected, the
+# message says "an expression" (or "an operator") instead of listing them all.
+EXPRESSION_START = {"NAME", "INT", "FLOAT", "MINUS", "LPAR", "LSQB"}
+LITERAL_WORDS = {"TRUE", "FALSE", "NOT"}
+ARITHMETIC = {"PLUS", "MINUS", "STAR", "SLASH", "AT", "POW"}
+BINARY_OPERATORS = ARITHMETIC | {"EQ", "NE", "LT", "LE", "GT", "GE", "AND", "OR"}
 TERMINAL_NAMES = {"NAME": "a name", "INT": "a number", "FLOAT": "a number", "_NL": "a newline",
                   "$END": "the end of the file"}
 
@@ -53,23 +55,33 @@ class Source:
         return self.loc(node.meta.line, node.meta.column)
 
 
+class UnclosedBracket(Exception):
+    """The file ended inside ( ) or [ ]: reported at the bracket left open."""
+
+    def __init__(self, token: Token):
+        super().__init__(token.value)
+        self.token = token
+
+
 class BracketNewlines(PostLex):
     """Drops newline tokens inside ( ) and [ ], and merges runs of them elsewhere."""
 
     always_accept = ("_NL",)
 
     def process(self, stream):
-        depth = 0
+        open_brackets: list[Token] = []
         last = None
         for token in stream:
             if token.type in OPENING:
-                depth += 1
-            elif token.type in CLOSING:
-                depth = max(depth - 1, 0)
-            elif token.type == "_NL" and (depth or last == "_NL"):
+                open_brackets.append(token)
+            elif token.type in CLOSING and open_brackets:
+                open_brackets.pop()
+            elif token.type == "_NL" and (open_brackets or last == "_NL"):
                 continue
             last = token.type
             yield token
+        if open_brackets:
+            raise UnclosedBracket(open_brackets[-1])
 
 
 @functools.cache
@@ -84,10 +96,13 @@ def parse_tree(source: Source) -> Tree:
         return _parser().parse(source.text + "\n")
     except UnexpectedInput as e:
         raise syntax_error(e, source) from None
+    except UnclosedBracket as e:
+        raise Error(f"'{e.token.value}' is never closed",
+                    source.loc(e.token.line, e.token.column)) from None
 
 
 @functools.cache
-def keywords() -> frozenset[str]:
+def reserved_words() -> frozenset[str]:
     """The words the grammar reserves (`model`, `input`, ..., `not`)."""
     parser = _parser()
     name = parser.get_terminal("NAME").pattern.to_regexp()
@@ -112,8 +127,12 @@ def _unexpected_token(token: Token, expected: set[str], source: Source) -> Error
         loc = source.end()
     else:
         loc = source.loc(token.line, token.column)
-    if "NAME" in expected and token.value in keywords():
+    if "NAME" in expected and token.value in reserved_words():
         return Error(f"'{token.value}' is a keyword and cannot be used as a name", loc)
+    before = source.lines[loc.line - 1][:loc.col - 1].strip()
+    if token.value in ("=", ",") and before in reserved_words():  # `input = 3`, `step, b = ...`
+        return Error(f"'{before}' is a keyword and cannot be used as a name",
+                     source.loc(loc.line, loc.text.index(before) + 1))
     hint = None
     if token.type in COMPARISONS and not expected & set(COMPARISONS):
         hint = "comparisons do not chain: write (a < b) and (b < c)"
@@ -122,8 +141,10 @@ def _unexpected_token(token: Token, expected: set[str], source: Source) -> Error
 
 
 def _describe_token(token: Token) -> str:
-    if token.type in ("_NL", "$END"):
-        return TERMINAL_NAMES[token.type].removeprefix("a ")
+    if token.type == "_NL":
+        return "newline"
+    if token.type == "$END":
+        return "end of file"
     if token.type == "NAME":
         return f"name '{token.value}'"
     if token.type in ("INT", "FLOAT"):
@@ -135,9 +156,9 @@ def _describe_expected(expected: set[str]) -> str:
     expected = set(expected)
     words = []
     if EXPRESSION_START <= expected:
-        expected -= EXPRESSION_START
+        expected -= EXPRESSION_START | LITERAL_WORDS
         words.append("an expression")
-    if BINARY_OPERATORS <= expected:
+    if ARITHMETIC <= expected:
         expected -= BINARY_OPERATORS
         words.append("an operator")
     words += sorted({_describe_terminal(t) for t in expected})
