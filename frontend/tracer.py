@@ -150,11 +150,12 @@ class Trace:
         return self.emit("const", value=np.asarray(value, dtype=NUMPY_DTYPES[dtype]), weak=True)
 
     def dim_size(self, x: Tracer, axis: int) -> Tracer:
-        """`x.shape[axis]` for a symbolic dim: a weak i64 scalar that remembers its dim."""
+        """`x.shape[axis]` at run time: a weak i64 scalar that remembers which dim it is."""
         key = (id(x.value), axis)
         if key not in self._dims:
-            self._dims[key] = self.emit("shape", x, axis=axis, weak=True,
-                                        dim=x.type.shape[axis])
+            size = self.emit("shape", x, axis=axis, weak=True)
+            size.dim = x.type.shape[axis]
+            self._dims[key] = size
         return self._dims[key]
 
     def need_static(self, dim, what: str) -> None:
@@ -248,7 +249,11 @@ def is_literal(x) -> bool:
 
 
 def literal_dtype(x) -> str:
-    return dtype_of_numpy(numpy_dtype(np.asarray(x).dtype))
+    try:
+        array = np.asarray(x)
+    except ValueError:
+        raise Error(f"{_describe(x)} is not a rectangular array", user_loc()) from None
+    return dtype_of_numpy(numpy_dtype(array.dtype))
 
 
 def _converts(source: str, target: str) -> bool:
@@ -324,11 +329,21 @@ def unary(opcode: str, x) -> Tracer:
 
 
 def binary(opcode: str, a, b) -> Tracer:
-    a, b = promote(a, b)
+    dims = [_size_of(a), _size_of(b)]
     dim = None
-    if opcode == "mul" and a.dim is not None and b.dim is not None:  # x.shape[0] * 28
-        dim = dim_product([a.dim, b.dim])
+    if opcode == "mul" and None not in dims and (isinstance(a, Tracer) or isinstance(b, Tracer)):
+        dim = dim_product(dims)  # x.shape[0] * 28 is still a size reshape can take
+    a, b = promote(a, b)
     return a.trace.emit(opcode, a, b, dim=dim)
+
+
+def _size_of(x):
+    """The dim `x` is, if it is one: a size read from `.shape`, or a Python int."""
+    if isinstance(x, Tracer):
+        return x.dim
+    if isinstance(x, numbers.Integral) and not isinstance(x, bool):
+        return int(x)
+    return None
 
 
 def where(cond, a, b) -> Tracer:
@@ -347,21 +362,21 @@ def cast(x, dtype) -> Tracer:
 
 def reduce(opcode: str, x, axis=None, keepdims: bool = False) -> Tracer:
     x = as_tracer(x)
-    return x.trace.emit(opcode, x, axis=_axis_attr(axis), keepdims=keepdims)
+    return x.trace.emit(opcode, x, axis=axis_attr(axis), keepdims=keepdims)
 
 
 def arg_reduce(opcode: str, x, axis) -> Tracer:
     x = as_tracer(x)
-    return x.trace.emit(opcode, x, axis=_axis_attr(axis))
+    return x.trace.emit(opcode, x, axis=axis_attr(axis))
 
 
-def _axis_attr(axis):
+def axis_attr(axis):
     if isinstance(axis, (tuple, list)):
-        return [_python_int(a, "axis") for a in axis]
-    return None if axis is None else _python_int(axis, "axis")
+        return [python_int(a, "axis") for a in axis]
+    return None if axis is None else python_int(axis, "axis")
 
 
-def _python_int(x, what: str) -> int:
+def python_int(x, what: str) -> int:
     if isinstance(x, Tracer):
         raise Error(f"{what} must be a Python int, not a traced value", user_loc(),
                     hint="pass it as a static argument (static_argnums)")
@@ -384,7 +399,7 @@ def sizes_attr(shape, what: str) -> list:
                                  "dims static")
             sizes.append(size.dim)
         else:
-            sizes.append(_python_int(size, f"{what}: size"))
+            sizes.append(python_int(size, f"{what}: size"))
     return sizes
 
 
@@ -400,12 +415,7 @@ def broadcast_to(x, shape) -> Tracer:
 
 def transpose(x, perm=None) -> Tracer:
     x = as_tracer(x)
-    return x.trace.emit("transpose", x, perm=None if perm is None else _axis_attr(list(perm)))
-
-
-def matmul(a, b) -> Tracer:
-    a, b = promote(a, b)
-    return a.trace.emit("matmul", a, b)
+    return x.trace.emit("transpose", x, perm=None if perm is None else axis_attr(list(perm)))
 
 
 def getitem(x: Tracer, index) -> Tracer:
@@ -424,10 +434,8 @@ def getitem(x: Tracer, index) -> Tracer:
     rank = x.type.rank
     if used > rank:
         raise Error(f"too many indices for {x.type}: {used} given", user_loc())
-    if Ellipsis in entries:
-        at = entries.index(Ellipsis)
-        entries[at:at + 1] = [slice(None)] * (rank - used)
-    entries += [slice(None)] * (rank - used - entries.count(Ellipsis))
+    at = entries.index(Ellipsis) if Ellipsis in entries else len(entries)
+    entries[at:at + 1] = [slice(None)] * (rank - used)  # `...`, or the axes left at the end
     begin, size, shape, axis = [], [], [], 0
     for entry in entries:
         if entry is None:
@@ -482,7 +490,8 @@ UNARY_UFUNCS = {"negative": "neg", "absolute": "abs", "sign": "sign", "exp": "ex
 BINARY_UFUNCS = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
                  "power": "pow", "maximum": "maximum", "minimum": "minimum", "equal": "eq",
                  "not_equal": "ne", "less": "lt", "less_equal": "le", "greater": "gt",
-                 "greater_equal": "ge", "logical_and": "and", "logical_or": "or"}
+                 "greater_equal": "ge", "logical_and": "and", "logical_or": "or",
+                 "matmul": "matmul"}
 
 
 # -- the tracer ----------------------------------------------------------------------------------
@@ -591,11 +600,7 @@ class Tracer:
     __gt__, __ge__ = _binary_method("gt"), _binary_method("ge")
     __hash__ = None  # type: ignore[assignment]  (== is elementwise, as for NumPy arrays)
 
-    def __matmul__(self, other) -> Tracer:
-        return matmul(self, other)
-
-    def __rmatmul__(self, other) -> Tracer:
-        return matmul(other, self)
+    __matmul__, __rmatmul__ = _binary_method("matmul"), _binary_method("matmul", True)
 
     def __neg__(self) -> Tracer:
         return unary("neg", self)
@@ -610,8 +615,8 @@ class Tracer:
         return unary("not", self)
 
     def __floordiv__(self, other):
-        raise Error("floor division (//) is not supported", user_loc(),
-                    hint="divide floats and round is not available either: keep values float")
+        raise Error("floor division (//) is not supported on traced values", user_loc(),
+                    hint="divide floats with / (cast integers first)")
 
     __rfloordiv__ = __floordiv__
 
@@ -621,11 +626,15 @@ class Tracer:
     __complex__ = _value_needed("complex()", _CONVERT_HINT)
 
     def __index__(self) -> int:
+        if isinstance(self.dim, int):  # tflc.shape of a static dim
+            return self.dim
         if self.dim is not None:
             raise Error(f"a symbolic size ({self.dim}) is used as a Python int (range, "
                         "np.zeros, a slice bound, ...): it is only known at run time",
                         user_loc(), hint=_STATIC_DIM_HINT)
-        _value_needed("use as an int (index, range)", _CONVERT_HINT)(self)
+        raise Error(f"a traced {self.type} value is used as a Python int (an index, range, a "
+                    "size): its value is only known when the compiled function runs",
+                    user_loc(), hint=_CONVERT_HINT)
 
     def __len__(self) -> int:
         if self.type.rank == 0:
@@ -653,8 +662,6 @@ class Tracer:
             return unary(UNARY_UFUNCS[name], inputs[0])
         if method == "__call__" and not kwargs and name in BINARY_UFUNCS:
             return binary(BINARY_UFUNCS[name], *inputs)
-        if method == "__call__" and not kwargs and name == "matmul":
-            return matmul(*inputs)
         raise Error(f"numpy.{name} is not supported on traced values", user_loc(),
                     hint="use the tflc.* function of the same meaning, or the Python operators")
 
