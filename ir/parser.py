@@ -26,7 +26,8 @@ from .types import DTYPES, NUMPY_DTYPES, TensorType, dim_product
 
 # What a syntax error says it expected instead, for the terminals that are not plain strings.
 TERMINAL_NAMES = {
-    "NAME": "a name", "QDIM": "a ?dim", "FUNC_NAME": "@name", "DEF": "%name: TYPE",
+    "NAME": "a name", "QDIM": "a ?dim", "FUNC_NAME": "@name", "DEF": "%name:",
+    "TYPE": "a type like f32[N,3]",
     "VALUE": "a %value", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
     "DECL_KIND": "input, param, state or counter", "$END": "the end of the text",
 }
@@ -34,6 +35,8 @@ TERMINAL_NAMES = {
 # A `//` comment on a line, skipping `//` inside quoted strings; and a location in one.
 COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|//(.*)')
 LOCATION = re.compile(r"\s*(.*):(\d+):(\d+)\s*")
+TYPE = re.compile(r"(\w+)\[(.*)\]")
+DIM_FACTOR = re.compile(r"[0-9]+|[A-Za-z_][A-Za-z0-9_.]*|\?[A-Za-z0-9_]*")
 
 
 @functools.cache
@@ -77,6 +80,7 @@ class _Reader:
         self.lines = text.splitlines()
         self.locs = self._location_comments()
         self.defined: dict[str, Loc] = {}  # every name defined in the current function
+        self.types: dict[str, TensorType] = {}  # type texts read so far
 
     # -- errors and locations ------------------------------------------------------------------
 
@@ -145,8 +149,8 @@ class _Reader:
         return Module(name, tuple(decls), tuple(functions))
 
     def decl(self, tree: Tree) -> Decl:
-        kind, name, type_tree, *init_tree = tree.children
-        decl_type = self.type(type_tree)
+        kind, name, type_token, *init_tree = tree.children
+        decl_type = self.type(type_token)
         init = self.init(init_tree[0], decl_type) if init_tree else None
         return Decl(str(kind), str(name), decl_type, init, self.locs.get(tree.meta.line))
 
@@ -166,13 +170,13 @@ class _Reader:
     def function(self, tree: Tree) -> Function:
         name_token, *items = tree.children
         dims = ()
-        if items and isinstance(items[0], Tree) and items[0].data == "dims":
+        if items and _is(items[0], "dims"):
             dims = tuple(str(d) for d in items.pop(0).children)
         self.defined = {}
         scope = _Scope()
-        args = tuple(self.define_arg(a, scope) for a in items if a.data == "arg")
-        written = [(t, self.type(t)) for t in items if t.data == "type"]
-        ops = tuple(self.op(o, scope) for o in items if o.data == "op")
+        args = tuple(self.define_arg(a, scope) for a in items if _is(a, "arg"))
+        written = [(t, self.type(t)) for t in items if isinstance(t, Token)]
+        ops = tuple(self.op(o, scope) for o in items if _is(o, "op"))
         outputs = self.outputs(items[-1], scope, in_region=False)
         returned = [out.value.type for out in outputs]
         if [t for _, t in written] != returned:
@@ -183,8 +187,8 @@ class _Reader:
         return Function(str(name_token[1:]), dims, args, ops, outputs)
 
     def define_arg(self, tree: Tree, scope: _Scope) -> Value:
-        token, type_tree = tree.children
-        return self.define(token, self.type(type_tree), scope)
+        token, type_token = tree.children
+        return self.define(token, self.type(type_token), scope)
 
     def define(self, token: Token, value_type: TensorType, scope: _Scope) -> Value:
         """A new value named by a `%name:` token; numbered names (`%3`) give unnamed values."""
@@ -209,7 +213,7 @@ class _Reader:
         return value
 
     def op(self, tree: Tree, scope: _Scope) -> Op:
-        results = [c for c in tree.children if isinstance(c, Tree) and c.data == "result"]
+        results = [c for c in tree.children if _is(c, "result")]
         opcode_token = tree.children[len(results)]
         parts = {c.data: c for c in tree.children[len(results) + 1:]}
         opcode = str(opcode_token)
@@ -290,15 +294,16 @@ class _Reader:
 
     def outputs(self, tree: Tree, scope: _Scope, in_region: bool) -> tuple[Output, ...]:
         outputs = []
-        for node in tree.children:
+        for index, node in enumerate(tree.children):
             *names, value_token = node.children
             value = self.use(value_token, scope)
-            if node.data == "plain_output":
-                label = value_token[1:]
-                if label.isdigit() and not in_region:
+            if node.data == "plain_output" and in_region:
+                outputs.append(Output(str(index), value))  # a region's yields go by position
+            elif node.data == "plain_output":
+                if value_token[1:].isdigit():
                     raise self.error(f"an output needs a name: write `NAME = {value_token}`",
                                      value_token)
-                outputs.append(Output(label, value))
+                outputs.append(Output(value_token[1:], value))
             elif node.data == "labelled_output":
                 outputs.append(Output(str(names[0]), value))
             else:
@@ -307,19 +312,26 @@ class _Reader:
 
     # -- types, attribute values and literals --------------------------------------------------
 
-    def type(self, tree: Tree) -> TensorType:
-        dtype, *dims = tree.children
-        if dtype not in DTYPES:
-            raise self.error(f"unknown dtype '{dtype}' (one of {', '.join(DTYPES)})", dtype)
-        return TensorType(str(dtype), tuple(self.dim(d) for d in dims))
+    def type(self, token: Token) -> TensorType:
+        """`DTYPE[DIM, ...]`, each dim a size, a symbol (`N`, `?1`) or a product (`784*N`)."""
+        if token not in self.types:  # a function repeats a few types many times
+            self.types[str(token)] = self.read_type(token)
+        return self.types[token]
 
-    def dim(self, tree: Tree):
-        factors = []
-        for factor in tree.children:
-            if factor.type == "INT" and int(factor) < 0:
-                raise self.error(f"a dim cannot be negative: {factor}", factor)
-            factors.append(int(factor) if factor.type == "INT" else str(factor))
-        return dim_product(factors)
+    def read_type(self, token: Token) -> TensorType:
+        dtype, inside = TYPE.fullmatch(token).groups()
+        if dtype not in DTYPES:
+            raise self.error(f"unknown dtype '{dtype}' (one of {', '.join(DTYPES)})", token)
+        dims, col = [], token.column + len(dtype) + 1
+        for text in inside.split(",") if inside.strip() else []:
+            factors = [f.strip() for f in text.split("*")]
+            if not all(DIM_FACTOR.fullmatch(f) for f in factors):
+                where = Token("TYPE", text, line=token.line, column=col)
+                raise self.error(f"bad dim '{text.strip()}': a dim is a size, a symbol or a "
+                                 "product of them", where)
+            dims.append(dim_product([int(f) if f.isdigit() else f for f in factors]))
+            col += len(text) + 1
+        return TensorType(str(dtype), tuple(dims))
 
     def attr_value(self, node):
         if isinstance(node, Tree):
@@ -378,6 +390,10 @@ SCALARS = {
     "INT": int, "FLOAT": float, "INF": float, "NEG_INF": float, "NAN": float,
     "TRUE": lambda token: True, "FALSE": lambda token: False,
 }
+
+
+def _is(node, rule: str) -> bool:
+    return isinstance(node, Tree) and node.data == rule
 
 
 def _describe_terminal(name: str) -> str:
