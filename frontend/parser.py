@@ -232,8 +232,10 @@ class ModelBuilder:
         if name in BUILTINS:
             raise Error(f"'{name}' is a builtin function: call it, as in {name}(...)",
                         self.loc(token))
+        scoped = [full for full in self.symbols if full.endswith("." + name)]
         raise Error(f"undefined name '{name}'", self.loc(token),
-                    hint=did_you_mean(name, self.visible_names()))
+                    hint=did_you_mean(name, self.visible_names()) if not scoped
+                    else f"did you mean '{scoped[0]}'?")
 
     # -- statements -------------------------------------------------------------------------------
 

@@ -84,10 +84,19 @@ class BracketNewlines(PostLex):
             raise UnclosedBracket(open_brackets[-1])
 
 
+GRAMMAR = Path(__file__).with_name("tfl.lark")
+
+
+def load_parser(cache: bool = True) -> Lark:
+    """The LALR parser. Lark's cache (a temporary file keyed by the grammar's text) skips the
+    grammar analysis on later loads: 0.03 s instead of 1 s at every start of the compiler."""
+    return Lark.open(str(GRAMMAR), parser="lalr", strict=True, propagate_positions=True,
+                     postlex=BracketNewlines(), cache=cache)
+
+
 @functools.cache
 def _parser() -> Lark:
-    return Lark.open(str(Path(__file__).with_name("tfl.lark")), parser="lalr", strict=True,
-                     propagate_positions=True, postlex=BracketNewlines())
+    return load_parser()
 
 
 def parse_tree(source: Source) -> Tree:
