@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--timings", action="store_true", help="time each pass (on stderr)")
     dump.add_argument("--verify", action="store_true", help="verify the IR after each pass")
     dump.add_argument("--emit", choices=EMITTERS, default="ir",
-                      help="what to print for the entry: its IR (default) or generated code")
+                      help="what to print for the entry: its IR (default), the numpy backend's "
+                           "Python, or the llvm backend's IR (before/after O3) or assembly")
     dump.set_defaults(command=cmd_dump)
     return parser
 
@@ -198,15 +199,18 @@ def cmd_dump(args) -> int:
     if print_after is not None:
         print(result.dumps(), end="")
     else:
-        print(EMITTERS[args.emit](result.function), end="")
+        text = EMITTERS[args.emit](result.function)
+        print(text, end="" if text.endswith("\n") else "\n")
     if args.timings:
         print(result.timing_table(), end="", file=sys.stderr)
     return 0
 
 
-def _emit_python(func) -> str:
-    return codegen.backend("numpy").emit(func)
+def _emitted_by(backend: str, *form: str):
+    return lambda func: codegen.backend(backend).emit(func, *form)
 
 
-# --emit NAME → function printing a compiled entry; a backend adds its own forms here.
-EMITTERS = {"ir": lambda func: print_function(func) + "\n", "python": _emit_python}
+# --emit NAME → what prints a compiled entry; a backend adds its own forms here.
+EMITTERS = {"ir": print_function, "python": _emitted_by("numpy"),
+            "llvm": _emitted_by("llvm", "llvm"), "llvm-opt": _emitted_by("llvm", "llvm-opt"),
+            "asm": _emitted_by("llvm", "asm")}

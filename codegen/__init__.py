@@ -12,7 +12,7 @@ import importlib
 from ..ir.errors import Error
 
 # backend name → module in this package; a new backend adds its line here.
-BACKENDS = {"numpy": "numpy_backend"}
+BACKENDS = {"numpy": "numpy_backend", "llvm": "llvm"}
 
 
 def backend(name: str):

@@ -180,3 +180,11 @@ def test_the_installed_command_and_python_m(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 1 and bad.stderr.startswith("error: unknown name 'b2'")
     assert "Traceback" not in bad.stderr
+
+
+def test_llvm_backend_and_its_emit_forms(capsys, tiny):
+    code, out, _ = tflc(capsys, "run", tiny, "--fetch", "total", "--feed", "x=[1, 2.5, 3]",
+                        "--backend", "llvm")
+    assert (code, out) == (0, "total = 13.0\n")
+    code, out, _ = tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "llvm")
+    assert code == 0 and "define " in out and out.endswith("\n")
