@@ -11,6 +11,7 @@ import pytest
 
 from tflc.frontend import parse_source
 from tflc.ir import Builder, Error, Module
+from tflc.ir.printer import format_array
 from tflc.ir.registry import get
 from tflc.ir.types import eval_dim
 
@@ -36,7 +37,7 @@ def _sexpr(module: Module, label: str, step: str | None = None) -> str:
         if op is None or (value.name and not root):
             return value.name
         if op.opcode == "const":
-            return f"{op.attrs['value'].tolist()}:{value.type.dtype}"
+            return f"{format_array(op.attrs['value'])}:{value.type.dtype}"
         attrs = {k: v for k, v in op.attrs.items() if v is not None}
         head = op.opcode + ("" if not attrs else "[" + ", ".join(
             f"{k}={v}" for k, v in attrs.items()) + "]")
