@@ -113,9 +113,9 @@ def feed_value(name: str, text: str):
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        example = f"--feed '{name}=[[1, 2], [3, 4]]' or --feed {name}=@FILE.npy"
         raise Error(f"--feed {name}={text}: not a number or a list of numbers",
-                    hint=f"write e.g. --feed '{name}=[[1, 2], [3, 4]]' or --feed {name}=@FILE.npy") \
-            from None
+                    hint=f"write e.g. {example}") from None
 
 
 def feeds_of(args) -> dict:

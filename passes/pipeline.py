@@ -7,21 +7,18 @@ gradient.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 
 from ..ir.core import Function, Module, Output
 from ..ir.errors import Error
 from .manager import did_you_mean, run_pipeline
 
-# In order; a later stage adds its pass here once its module exists.
+# The passes every entry goes through, in order (each is `passes/<name>.py`).
 DEFAULT_PIPELINE = ("inline", "autodiff", "prune")
 
 
 def default_pipeline() -> tuple[str, ...]:
-    """The default passes whose modules are present (some land after this one)."""
-    return tuple(name for name in DEFAULT_PIPELINE
-                 if importlib.util.find_spec(f"{__package__}.{name}") is not None)
+    return DEFAULT_PIPELINE
 
 
 def select_entry(module: Module, fetches: Sequence[str], step: str | None = None) -> Function:

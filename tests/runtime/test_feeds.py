@@ -17,7 +17,8 @@ def error(model, what, *args, **feeds):
 
 def test_unknown_feed_name_with_hint(model):
     e = error(model, "h", xs=X)
-    assert e.message == "cannot feed 'xs': model toy has no input of that name (inputs: x, y, n, W0)"
+    assert e.message == \
+        "cannot feed 'xs': model toy has no input of that name (inputs: x, y, n, W0)"
     assert e.hint == "did you mean 'x'?"
 
 
