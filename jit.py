@@ -394,8 +394,8 @@ class Jitted:
             outputs = tuple(Output(_ir_name(path), self._output(trace, path, value).value)
                             for path, value in found)
         dims = tuple(dict.fromkeys(s for v in trace.args for s in v.type.symbols))
-        func = Function(_ir_name(self.__name__), dims, tuple(trace.args), tuple(trace.builder.ops),
-                        outputs)
+        func = Function(re.sub(r"\W", "", self.__name__) or "fn", dims, tuple(trace.args),
+                        tuple(trace.builder.ops), outputs)
         entry = _Entry(call, specialized, func, out_structure=out_structure)
         return entry, members
 
