@@ -147,6 +147,30 @@ def _edge_reason(producer: Op, consumer: Op) -> str | None:
     return None
 
 
+def kernel_space(op: Op) -> Space:
+    """The space of a `fused` op, read from its region: the loops a backend emits for it.
+    Raises ValueError where the region breaks the contract of its kind (docs/passes.md)."""
+    region = op.region
+    space: Space | str | None = None
+    for inner in region.ops:
+        if inner.opcode == "const":
+            continue
+        own = op_space(inner)
+        space = own if space is None or isinstance(own, str) else combine(space, own)
+        if isinstance(space, str):
+            raise ValueError(f"fused[kind={op.attrs['kind']}]: {inner.opcode}: {space}")
+    producers = {r: inner for inner in region.ops for r in inner.results}
+    for inner in region.ops:
+        for v in inner.operands:
+            reason = _edge_reason(producers[v], inner) if v in producers and \
+                producers[v].opcode != "const" else None
+            if reason is not None:
+                raise ValueError(f"fused[kind={op.attrs['kind']}]: {inner.opcode}: {reason}")
+    if space is None or space.kind != op.attrs["kind"]:
+        raise ValueError(f"fused[kind={op.attrs['kind']}] holds a {space} kernel")
+    return space
+
+
 # -- grouping ----------------------------------------------------------------------------------
 
 @dataclass
