@@ -63,9 +63,11 @@ class _Names:
         self.dims[dim] = self._fresh(_identifier(dim.replace("?", "dim")))
         return self.dims[dim]
 
-    def define(self, value: Value) -> str:
-        if value.name is not None:
-            name = self._fresh(_identifier(value.name))
+    def define(self, value: Value, like: Value | None = None) -> str:
+        """Names `value` after itself, or after `like` (a fused op's result for its yield)."""
+        named = like if like is not None else value
+        if named.name is not None:
+            name = self._fresh(_identifier(named.name))
         else:
             name = next(f"v{n}" for n in self.numbers if f"v{n}" not in self.taken)
             self.taken.add(name)
@@ -180,7 +182,8 @@ class _Emitter:
             expr = _array(np.asarray(op.attrs["value"], NUMPY_DTYPES[result.type.dtype]))
         else:
             expr = f"np.asarray({self.call(op)}, {_dtype(result)})"
-        line = f"{indent}{self.names.define(result)} = {expr}"
+        target = self.names.values.get(result) or self.names.define(result)
+        line = f"{indent}{target} = {expr}"
         self.lines.append(line + (f"  # {op.loc}" if op.loc is not None else ""))
 
     def call(self, op: Op) -> str:
@@ -201,6 +204,9 @@ class _Emitter:
         self.lines.append(f"{indent}# {op.opcode}" + (f" ({op.loc})" if op.loc else ""))
         for arg, operand in zip(region.args, op.operands):
             self.names.alias(arg, self.names[operand])
+        for result, out in zip(op.results, region.outputs):
+            if result.name and out.value not in region.args and out.value not in self.names.values:
+                self.names.define(out.value, like=result)  # the user's names survive fusion
         for inner in region.ops:
             self.emit_op(inner, indent)
         for result, out in zip(op.results, region.outputs):

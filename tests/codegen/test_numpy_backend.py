@@ -145,6 +145,7 @@ def test_fused_ops_run_their_region_inline():
     func = Function("model", ("N",), (x, b), (fused, *outer.ops), (Output("doubled", doubled),))
     source = numpy_backend.emit(func)
     assert "# fused (m.tfl:2:1)" in source and "op_add(x, b)" in source
+    assert "h = np.asarray(op_relu(v0), np.float32)  # m.tfl:2:3" in source  # the result's name
     data = [np.array([[-1, 0, 1]], np.float32), np.array([0.5, 0.5, 0.5], np.float32)]
     doubled, = numpy_backend.compile(func)({"N": 1}, data)
     np.testing.assert_array_equal(doubled, 2 * np.maximum(data[0] + data[1], 0))
