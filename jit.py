@@ -163,8 +163,9 @@ class _Call:
 
 
 def _leaf_array(path: str, value) -> tuple[np.ndarray, bool]:
-    """An argument leaf as a C-ordered array of a tflc dtype, and whether it is weak (a Python or
-    NumPy scalar: it takes the dtype of the tensors it meets)."""
+    """An argument leaf as a C-ordered array of a tflc dtype, and whether it is weak: a Python
+    scalar takes the dtype of the tensors it meets. (A NumPy scalar keeps its dtype, so that
+    np.float32(0.5) and a 0-d float32 array, as a jitted function returns it, are one signature.)"""
     if isinstance(value, Tracer):
         raise Error(f"argument {path} is a traced value from another trace", user_loc(),
                     hint="return values from jitted functions instead of keeping tracers")
@@ -177,7 +178,7 @@ def _leaf_array(path: str, value) -> tuple[np.ndarray, bool]:
                 if array.dtype.kind in "OUSV" else "convert it, e.g. x.astype(np.float32)")
         raise Error(f"argument {path}: {type(value).__name__} of dtype {array.dtype} is not a "
                     "tflc array (float32, float64, int32, int64 or bool)", user_loc(), hint=hint)
-    return array, T.is_literal(value)
+    return array, isinstance(value, (bool, int, float)) and not isinstance(value, np.generic)
 
 
 def _unique_names(paths) -> list[str]:

@@ -1,12 +1,12 @@
 """Mistakes in traced Python: located tflc.Errors at the user's line, with the usual fixes."""
 
-import importlib
 import inspect
 
 import numpy as np
 import pytest
 
-tflc = importlib.import_module("tflc.jit")
+import tflc
+
 Error = tflc.Error
 
 X = np.ones((8, 784), np.float32)

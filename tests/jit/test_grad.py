@@ -1,11 +1,10 @@
 """tflc.grad and tflc.value_and_grad: against finite differences, composed with jit both ways."""
 
-import importlib
-
 import numpy as np
 import pytest
 
-tflc = importlib.import_module("tflc.jit")
+import tflc
+
 Error = tflc.Error
 
 rng = np.random.default_rng(2)

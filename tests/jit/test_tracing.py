@@ -1,13 +1,13 @@
 """What traced Python means: operators, indexing, .shape, weak scalars, constants, pytrees,
 static arguments."""
 
-import importlib
 from collections import namedtuple
 
 import numpy as np
 import pytest
 
-tflc = importlib.import_module("tflc.jit")
+import tflc
+
 Error = tflc.Error
 
 rng = np.random.default_rng(1)
