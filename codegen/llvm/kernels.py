@@ -71,7 +71,8 @@ class Index:
 class Kernel:
     """An LLVM function under construction: `(ptr base..., i64 dim...)`, internal linkage."""
 
-    def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...]):
+    def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...],
+                 fma: bool = False):
         # Globals (constants) are used directly, so LLVM sees their values; every other
         # distinct base pointer becomes one parameter.
         self.bases: list[ir.Value] = []
@@ -94,7 +95,7 @@ class Kernel:
         setup = self.function.append_basic_block("setup")
         self.setup = ir.IRBuilder(setup)
         self.b = ir.IRBuilder(self.function.append_basic_block("body"))
-        self.s = Scalar(self.b)
+        self.s = Scalar(self.b, fma)
         self._dims: dict[Dim, ir.Value] = {}
 
     def operand(self, buffer: Buffer, layout: Layout | None = None) -> Operand:
@@ -287,11 +288,11 @@ def first_extreme(compare: str) -> Better:
     return better
 
 
-def matmul(k: Kernel, out: Operand, a: Operand, b_: Operand, *, fma: bool) -> None:
+def matmul(k: Kernel, out: Operand, a: Operand, b_: Operand) -> None:
     """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast.
 
     Each output element is summed in k order (strict IEEE: the result does not depend on the
-    vector width); with `fma` each step is one fused multiply-add, as BLAS does."""
+    vector width); where the CPU has FMA each step is one fused multiply-add, as BLAS does."""
     b = k.b
     dtype = out.dtype
     *batch, m, n = out.layout.shape
@@ -317,14 +318,13 @@ def matmul(k: Kernel, out: Operand, a: Operand, b_: Operand, *, fma: bool) -> No
                     b_kj = k.s.load(element(k, b_, add_scaled(k, b_row, j, b_sj)), dtype,
                                     b_.name)
                     c_ij = k.s.load(c_ptr, dtype)
-                    k.s.store(multiply_add(k.s, a_ik, b_kj, c_ij, dtype, fma, out.name), c_ptr,
-                              dtype)
+                    k.s.store(multiply_add(k.s, a_ik, b_kj, c_ij, dtype, out.name), c_ptr, dtype)
 
 
-def multiply_add(s: Scalar, a, b, c, dtype: str, fma: bool, name: str) -> ir.Value:
+def multiply_add(s: Scalar, a, b, c, dtype: str, name: str) -> ir.Value:
     if not is_float(dtype):
         return s.b.add(c, s.b.mul(a, b), name=name)
-    if fma:
+    if s.fma:
         return s.intrinsic("fma", dtype, [a, b, c], name)
     return s.b.fadd(c, s.b.fmul(a, b), name=name)
 

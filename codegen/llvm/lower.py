@@ -37,7 +37,8 @@ from ...ir.types import NUMPY_DTYPES, Dim, dim_product, eval_dim
 from . import kernels
 from .kernels import PTR, Buffer, Kernel, add, evaluate_dim
 from .layout import Layout, contiguous
-from .scalar import BYTES, I8, I64, SCALAR, const, is_float, llvm_type
+from .elementwise import SCALAR
+from .scalar import BYTES, I8, I64, const, is_float, llvm_type
 from .target import Target
 
 SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
@@ -46,7 +47,7 @@ SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
 @dataclass(frozen=True)
 class Options:
     fast_math: bool = False  # reassociate float sums/products (vectorised reductions)
-    fma: bool = True  # matmul steps are fused multiply-adds (when the CPU has FMA)
+    fma: bool = True  # matmul steps and math functions use fused multiply-adds (CPU has FMA)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,8 @@ class Lowerer:
         return self._dims[d]
 
     def kernel(self, name: str, buffers: list[Buffer]) -> Kernel:
-        return Kernel(self.module, f"{self.func.name}.{name}", buffers, self.func.dims)
+        return Kernel(self.module, f"{self.func.name}.{name}", buffers, self.func.dims,
+                      fma=self.options.fma)
 
     def call(self, kernel: Kernel) -> None:
         kernel.call(self.b, self.sizes)
@@ -286,8 +288,7 @@ def lower_matmul(lw: Lowerer, op: Op) -> None:
     a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
     b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
     k = lw.kernel(lw.name(op.result), [out, a, b])
-    kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
-                   fma=lw.options.fma)
+    kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout))
     lw.call(k)
 
 

@@ -380,7 +380,7 @@ def test_constants():
 def test_registry_primitives_all_lowered():
     """Every primitive op in the registry has a lowering (grad is expanded by autodiff)."""
     from tflc.codegen.llvm.lower import LOWERINGS
-    from tflc.codegen.llvm.scalar import SCALAR
+    from tflc.codegen.llvm.elementwise import SCALAR
 
     for name, opdef in REGISTRY.items():
         if opdef.kind == "elementwise":
