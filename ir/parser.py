@@ -168,7 +168,7 @@ class _Reader:
     # -- functions, ops and regions ------------------------------------------------------------
 
     def function(self, tree: Tree) -> Function:
-        name_token, *items = tree.children
+        name_token, *items, body = tree.children
         dims = ()
         if items and _is(items[0], "dims"):
             dims = tuple(str(d) for d in items.pop(0).children)
@@ -176,8 +176,9 @@ class _Reader:
         scope = _Scope()
         args = tuple(self.define_arg(a, scope) for a in items if _is(a, "arg"))
         written = [(t, self.type(t)) for t in items if isinstance(t, Token)]
-        ops = tuple(self.op(o, scope) for o in items if _is(o, "op"))
-        outputs = self.outputs(items[-1], scope, in_region=False)
+        *op_trees, return_tree = body.children
+        ops = tuple(self.op(o, scope) for o in op_trees)
+        outputs = self.outputs(return_tree, scope, in_region=False)
         returned = [out.value.type for out in outputs]
         if [t for _, t in written] != returned:
             where = next((node for (node, t), r in zip(written, returned) if t != r), tree)
