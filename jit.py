@@ -149,7 +149,7 @@ class _Call:
     def symbolic_dims(self) -> list[tuple[int, int]]:
         return [(i, axis) for i, leaf in enumerate(self.leaves) for axis in leaf.symbolic]
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple:
         """Everything that decides the traced function, except dims that tracing made static."""
         sizes = [self.size(d) for d in self.symbolic_dims]
@@ -229,6 +229,7 @@ class Jitted:
     def __init__(self, fn, *, static_argnums=(), static_argnames=(), symbolic_dims=None,
                  backend: str | None = None):
         functools.update_wrapper(self, fn)
+        self.__name__ = getattr(fn, "__name__", "fn")
         self.fn = fn
         self.backend = backend or DEFAULT_BACKEND
         self._backend = codegen.backend(self.backend)
@@ -432,12 +433,18 @@ class Jitted:
         return entry
 
     def _write_dump(self, directory: str, traced: Function, run, final: Function) -> None:
+        """The traced IR, the IR after each pass, and each kind of code the backend emits."""
         os.makedirs(directory, exist_ok=True)
         stem = os.path.join(directory, f"{next(_dump_numbers):03d}-{traced.name}")
         files = {f"{stem}.00-traced.ir": print_function(traced)}
         for number, record in enumerate(run.records, 1):
             files[f"{stem}.{number:02d}-{record.name}.ir"] = record.ir
-        files[f"{stem}.{self.backend}.txt"] = self._backend.emit(final)
+        kinds = getattr(self._backend, "EMIT_KINDS", None)  # llvm: its IR, optimized, assembly
+        if kinds is None:
+            files[f"{stem}.{self.backend}.txt"] = self._backend.emit(final)
+        else:
+            for kind in kinds:
+                files[f"{stem}.{self.backend}-{kind}.txt"] = self._backend.emit(final, kind)
         for path, text in files.items():
             with open(path, "w", encoding="utf-8") as f:
                 f.write(text.rstrip("\n") + "\n")
