@@ -588,6 +588,10 @@ class Tracer:
     def __getitem__(self, index) -> Tracer:
         return getitem(self, index)
 
+    def __setitem__(self, index, value):
+        raise Error("traced values cannot be assigned to in place (x[...] = v)", user_loc(),
+                    hint="build the result instead: tflc.where(mask, v, x), or tflc.concat")
+
     __add__, __radd__ = _binary_method("add"), _binary_method("add", True)
     __sub__, __rsub__ = _binary_method("sub"), _binary_method("sub", True)
     __mul__, __rmul__ = _binary_method("mul"), _binary_method("mul", True)

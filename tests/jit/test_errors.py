@@ -143,6 +143,7 @@ def test_bad_arguments_and_results():
     assert "returned a str" in error_of(lambda x: "done", X).message
     assert "too many indices" in error_of(lambda x: x[0, 0, 0], X).message
     assert "step" in error_of(lambda x: x[:, ::2], X).message
+    assert "in place" in error_of(lambda x: x.__setitem__(0, 1.0), X).message
     assert "indexing with a traced value" in error_of(lambda x, i: x[:, i], X, np.arange(3)).message
     with pytest.raises(Error, match="no parameter 'y'"):
         tflc.jit(lambda x: x, static_argnames="y")
