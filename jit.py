@@ -33,7 +33,7 @@ import itertools
 import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -127,23 +127,30 @@ class _Leaf:
     `marked` says the user marked them (they may not become static)."""
 
     path: str
-    array: np.ndarray
+    dtype: np.dtype
+    shape: tuple[int, ...]
     weak: bool
     symbolic: tuple[int, ...]
     marked: bool
+    array: np.ndarray | None = field(default=None, compare=False)
 
     @property
     def static_shape(self) -> tuple:
         return tuple(None if axis in self.symbolic else size
-                     for axis, size in enumerate(self.array.shape))
+                     for axis, size in enumerate(self.shape))
 
 
 @dataclass(frozen=True)
 class _Call:
-    bound: inspect.BoundArguments
+    bound: inspect.BoundArguments | None
     statics: tuple  # (name, frozen value) of each static argument
     structures: tuple  # (name, structure) of each traced argument
     leaves: tuple[_Leaf, ...]
+
+    def summary(self) -> _Call:
+        """This call without its values: what a compiled entry keeps to explain later compiles."""
+        return _Call(None, self.statics, self.structures,
+                     tuple(replace(leaf, array=None) for leaf in self.leaves))
 
     @property
     def symbolic_dims(self) -> list[tuple[int, int]]:
@@ -154,12 +161,11 @@ class _Call:
         """Everything that decides the traced function, except dims that tracing made static."""
         sizes = [self.size(d) for d in self.symbolic_dims]
         groups = tuple(sizes.index(s) for s in sizes)  # which symbolic dims are equal
-        leaves = tuple((leaf.array.dtype.str, leaf.weak, leaf.static_shape)
-                       for leaf in self.leaves)
+        leaves = tuple((leaf.dtype.str, leaf.weak, leaf.static_shape) for leaf in self.leaves)
         return (self.statics, self.structures, leaves, groups)
 
     def size(self, dim: tuple[int, int]) -> int:
-        return self.leaves[dim[0]].array.shape[dim[1]]
+        return self.leaves[dim[0]].shape[dim[1]]
 
 
 def _leaf_array(path: str, value) -> tuple[np.ndarray, bool]:
@@ -201,7 +207,7 @@ def _symbol(number: int) -> str:
 
 @dataclass
 class _Entry:
-    call: _Call  # the call that traced it (for the reasons of later compiles)
+    call: _Call  # the summary of the call that traced it (for the reasons of later compiles)
     specialized: dict  # (leaf index, axis) → size: default symbolic dims that tracing made static
     traced: Function
     compiled: Any = None
@@ -335,14 +341,15 @@ class Jitted:
 
     def _leaf(self, param: str, path: str, array: np.ndarray, weak: bool) -> _Leaf:
         if param not in self._marked:
-            return _Leaf(path, array, weak, (0,) if array.ndim else (), False)
+            return _Leaf(path, array.dtype, array.shape, weak, (0,) if array.ndim else (), False,
+                         array)
         axes = []
         for axis in self._marked[param]:
             if not -array.ndim <= axis < array.ndim:
                 raise Error(f"symbolic_dims: {path} has no axis {axis} (its shape is "
                             f"{array.shape})", user_loc())
             axes.append(axis % array.ndim)
-        return _Leaf(path, array, weak, tuple(sorted(set(axes))), True)
+        return _Leaf(path, array.dtype, array.shape, weak, tuple(sorted(set(axes))), True, array)
 
     # -- tracing and compiling
 
@@ -382,8 +389,8 @@ class Jitted:
         trace = Trace({name: call.size(dims[0]) for name, dims in members.items()}, specializable)
         names = _unique_names(leaf.path for leaf in call.leaves)
         with trace:
-            tracers = iter([trace.arg(TensorType(dtype_of_numpy(leaf.array.dtype), tuple(
-                symbol_of.get((i, axis), size) for axis, size in enumerate(leaf.array.shape))),
+            tracers = iter([trace.arg(TensorType(dtype_of_numpy(leaf.dtype), tuple(
+                symbol_of.get((i, axis), size) for axis, size in enumerate(leaf.shape))),
                 name, leaf.weak) for i, (leaf, name) in enumerate(zip(call.leaves, names))])
             structures = dict(call.structures)
             arguments = {name: unflatten(structures[name], tracers) if name in structures
@@ -398,7 +405,7 @@ class Jitted:
         dims = tuple(dict.fromkeys(s for v in trace.args for s in v.type.symbols))
         func = Function(re.sub(r"\W", "", self.__name__) or "fn", dims, tuple(trace.args),
                         tuple(trace.builder.ops), outputs)
-        entry = _Entry(call, specialized, func, out_structure=out_structure)
+        entry = _Entry(call.summary(), specialized, func, out_structure=out_structure)
         return entry, members
 
     def _output(self, trace: Trace, path: str, value) -> Tracer:
@@ -471,13 +478,13 @@ def _differences(old: _Call, new: _Call) -> list[str]:
         names = [name for (name, a), (_, b) in zip(old.structures, new.structures) if a != b]
         return changes + [f"{name}: structure (tuples, lists, dicts) changed" for name in names]
     for a, b in zip(old.leaves, new.leaves):
-        if a.array.dtype != b.array.dtype:
-            changes.append(f"{b.path}: dtype {a.array.dtype} → {b.array.dtype}")
+        if a.dtype != b.dtype:
+            changes.append(f"{b.path}: dtype {a.dtype} → {b.dtype}")
         if a.weak != b.weak:
             kinds = ("an array", "a Python scalar")
             changes.append(f"{b.path}: {kinds[a.weak]} → {kinds[b.weak]}")
-        if a.array.ndim != b.array.ndim:
-            changes.append(f"{b.path}: rank {a.array.ndim} → {b.array.ndim}")
+        if len(a.shape) != len(b.shape):
+            changes.append(f"{b.path}: rank {len(a.shape)} → {len(b.shape)}")
         elif a.static_shape != b.static_shape:
             changes += [f"{b.path}: dim {axis} {x} → {y}" for axis, (x, y)
                         in enumerate(zip(a.static_shape, b.static_shape)) if x != y]

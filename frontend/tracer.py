@@ -31,7 +31,8 @@ from ..ir.builder import Builder, result_type
 from ..ir.core import Value
 from ..ir.errors import Error, Loc
 from ..ir.registry import ShapeError
-from ..ir.types import DTYPES, NUMPY_DTYPES, TensorType, dim_product, dtype_of_numpy
+from ..ir.types import (DTYPES, NUMPY_DTYPES, Dim, TensorType, dim_product, dim_symbols,
+                        dtype_of_numpy)
 
 # -- where the user's code is --------------------------------------------------------------------
 
@@ -119,7 +120,7 @@ class Trace:
         return next(self._streams)
 
     def emit(self, opcode: str, *operands: Tracer, weak: bool | None = None,
-             dim: str | None = None, **attrs) -> Tracer:
+             dim: Dim | None = None, **attrs) -> Tracer:
         loc = user_loc()
         values = tuple(t.value for t in operands)
         try:
@@ -161,17 +162,19 @@ class Trace:
     def need_static(self, dim, what: str) -> None:
         """Raises `Specialize` for a symbolic `dim` whose size `what` needs, or an error when the
         user marked it symbolic."""
-        symbols = TensorType("f32", (dim,)).symbols
+        symbols = dim_symbols(dim)
         if all(s in self.specializable for s in symbols):
             raise Specialize(symbols)
         raise Error(f"{what} needs the size of dim {dim}, which is marked symbolic",
                     user_loc(), hint=_MARKED_HINT)
 
     def _shape_error(self, opcode, values, attrs, error, loc):
+        """A type rule failed. If it passes once some specializable symbols take their traced
+        sizes, those dims must be static: `Specialize`. Otherwise it is the user's mistake,
+        reported with the actual sizes of the default symbolic dims."""
         types = [v.type for v in values]
-        symbols = list(dict.fromkeys(
-            [s for t in types for s in t.symbols]
-            + [s for d in _attr_dims(attrs) for s in TensorType("f32", (d,)).symbols]))
+        symbols = list(dict.fromkeys([s for t in types for s in t.symbols]
+                                     + [s for d in _attr_dims(attrs) for s in dim_symbols(d)]))
         free = [s for s in symbols if s in self.specializable]
 
         def failure(names):  # the rule's complaint with `names` replaced by their sizes
@@ -331,7 +334,7 @@ def unary(opcode: str, x) -> Tracer:
 def binary(opcode: str, a, b) -> Tracer:
     dims = [_size_of(a), _size_of(b)]
     dim = None
-    if opcode == "mul" and None not in dims and (isinstance(a, Tracer) or isinstance(b, Tracer)):
+    if opcode == "mul" and None not in dims and Tracer in (type(a), type(b)):
         dim = dim_product(dims)  # x.shape[0] * 28 is still a size reshape can take
     a, b = promote(a, b)
     return a.trace.emit(opcode, a, b, dim=dim)
