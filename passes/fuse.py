@@ -147,18 +147,26 @@ def _edge_reason(producer: Op, consumer: Op) -> str | None:
     return None
 
 
+# The order `kernel_space` combines spaces in: a transpose joins only a matmul already there.
+COMBINE_ORDER = ("matmul", "reduction", "elementwise", "transpose")
+
+
 def kernel_space(op: Op) -> Space:
     """The space of a `fused` op, read from its region: the loops a backend emits for it.
     Raises ValueError where the region breaks the contract of its kind (docs/passes.md)."""
     region = op.region
-    space: Space | str | None = None
+    spaces = []
     for inner in region.ops:
-        if inner.opcode == "const":
-            continue
-        own = op_space(inner)
-        space = own if space is None or isinstance(own, str) else combine(space, own)
+        own = op_space(inner) if inner.opcode != "const" else None
+        if isinstance(own, str):
+            raise ValueError(f"fused[kind={op.attrs['kind']}]: {inner.opcode}: {own}")
+        if own is not None:
+            spaces.append(own)
+    space: Space | str | None = None
+    for own in sorted(spaces, key=lambda s: COMBINE_ORDER.index(s.kind)):
+        space = own if space is None else combine(space, own)
         if isinstance(space, str):
-            raise ValueError(f"fused[kind={op.attrs['kind']}]: {inner.opcode}: {space}")
+            raise ValueError(f"fused[kind={op.attrs['kind']}]: {space}")
     producers = {r: inner for inner in region.ops for r in inner.results}
     for inner in region.ops:
         for v in inner.operands:
@@ -400,13 +408,11 @@ def explain_fusion(func: Function) -> str:
              f"{kernel_count(fused)} after"]
     number = 0
     for members in grouping.kernels():
-        real = [m for m in members if func.ops[m].opcode not in NOT_KERNELS]
-        if not real:
+        if len(members) == 1 and func.ops[members[0]].opcode in NOT_KERNELS:
             continue
         number += 1
-        group = grouping.groups.get(grouping.find(real[0]))
-        kind = f" ({group.space})" if len(members) > 1 else ""
-        ops = ", ".join(f"{func.ops[m].opcode} {_results(func.ops[m], names)}" for m in real)
+        kind = f" ({grouping.groups[members[0]].space})" if len(members) > 1 else ""
+        ops = ", ".join(f"{func.ops[m].opcode} {_results(func.ops[m], names)}" for m in members)
         lines.append(f"  kernel {number}{kind}: {ops}")
     if grouping.refusals:
         lines.append("not fused:")
