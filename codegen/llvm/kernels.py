@@ -9,9 +9,8 @@ metadata that keeps loops vectorisable.
 Templates:
 - `elementwise`: one loop nest over the result, any number of inputs (broadcast via stride 0)
   and outputs; with `accumulate`, the outputs are read back and combined (reductions);
-- `argreduce`: index of the first maximum/minimum along one axis;
-- `matmul`: C = A @ B over batch dims, i-k-j order so the innermost loop runs along rows of B
-  and C (contiguous, vectorisable without reassociation).
+- `argreduce`: index of the first maximum/minimum along one axis.
+The matmul kernel has its own module (matmul.py).
 """
 
 from __future__ import annotations
@@ -286,45 +285,3 @@ def first_extreme(compare: str) -> Better:
                              s.b.fcmp_ordered("ord", best, best))
         return s.b.or_(strictly, first_nan)
     return better
-
-
-def matmul(k: Kernel, out: Operand, a: Operand, b_: Operand) -> None:
-    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast.
-
-    Each output element is summed in k order (strict IEEE: the result does not depend on the
-    vector width); where the CPU has FMA each step is one fused multiply-add, as BLAS does."""
-    b = k.b
-    dtype = out.dtype
-    *batch, m, n = out.layout.shape
-    kk = a.layout.shape[-1]
-    batch_layouts = [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
-                     for op in (out, a, b_)]
-    batch_shape, batch_layouts = collapse(tuple(batch), batch_layouts)
-    batch_ops = [Operand(op.ptr, op.dtype, layout, op.name)
-                 for op, layout in zip((out, a, b_), batch_layouts)]
-    (c_si, c_sj), (a_si, a_sk), (b_sk, b_sj) = (op.layout.strides[-2:] for op in (out, a, b_))
-    with loop_nest(k, batch_shape, batch_ops, prefix="batch", inner_loops=True) as \
-            ((c0, a0, b0), _):
-        with for_range(b, k.dim(m), "i", vectorize=False) as i:
-            c_row, a_row = add_scaled(k, c0, i, c_si), add_scaled(k, a0, i, a_si)
-            with for_range(b, k.dim(n), "j") as j:
-                zero = ir.Constant(llvm_type(dtype), -0.0 if is_float(dtype) else 0)
-                k.s.store(zero, element(k, out, add_scaled(k, c_row, j, c_sj)), dtype)
-            with for_range(b, k.dim(kk), "k", vectorize=False) as k_index:
-                a_ik = k.s.load(element(k, a, add_scaled(k, a_row, k_index, a_sk)), dtype, a.name)
-                b_row = add_scaled(k, b0, k_index, b_sk)
-                with for_range(b, k.dim(n), "j") as j:
-                    c_ptr = element(k, out, add_scaled(k, c_row, j, c_sj))
-                    b_kj = k.s.load(element(k, b_, add_scaled(k, b_row, j, b_sj)), dtype,
-                                    b_.name)
-                    c_ij = k.s.load(c_ptr, dtype)
-                    k.s.store(multiply_add(k.s, a_ik, b_kj, c_ij, dtype, out.name), c_ptr, dtype)
-
-
-def multiply_add(s: Scalar, a, b, c, dtype: str, name: str) -> ir.Value:
-    if not is_float(dtype):
-        return s.b.add(c, s.b.mul(a, b), name=name)
-    if s.fma:
-        return s.intrinsic("fma", dtype, [a, b, c], name)
-    return s.b.fadd(c, s.b.fmul(a, b), name=name)
-

@@ -34,7 +34,7 @@ from ...ir.ops.shape import permutation, slice_bounds
 from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
 from ...ir.types import NUMPY_DTYPES, Dim, dim_product, eval_dim
-from . import kernels
+from . import kernels, matmul
 from .kernels import PTR, Buffer, Kernel, add, evaluate_dim
 from .layout import Layout, contiguous
 from .elementwise import SCALAR
@@ -48,6 +48,7 @@ SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
 class Options:
     fast_math: bool = False  # reassociate float sums/products (vectorised reductions)
     fma: bool = True  # matmul steps and math functions use fused multiply-adds (CPU has FMA)
+    vector_bytes: int = 32  # the widest vector registers (AVX2: 32, AVX-512: 64)
 
 
 @dataclass(frozen=True)
@@ -288,7 +289,8 @@ def lower_matmul(lw: Lowerer, op: Op) -> None:
     a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
     b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
     k = lw.kernel(lw.name(op.result), [out, a, b])
-    kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout))
+    matmul.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
+                  lw.options.vector_bytes)
     lw.call(k)
 
 

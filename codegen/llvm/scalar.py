@@ -11,6 +11,7 @@ from ...ir.types import FLOAT_DTYPES
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
+I32 = ir.IntType(32)
 I64 = ir.IntType(64)
 LLVM_TYPES = {"f32": ir.FloatType(), "f64": ir.DoubleType(), "i32": ir.IntType(32),
               "i64": I64, "bool": I1}

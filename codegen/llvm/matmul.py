@@ -1,0 +1,200 @@
+"""The matmul kernel: C = A @ B over broadcast batch dims, register-tiled for the host's vectors.
+
+Every element of C is summed in k order from -0.0, one fused multiply-add per step where the
+CPU has FMA, as BLAS does; both paths below compute exactly that, so the result of an element
+does not depend on which path computed it, nor on the batch size.
+
+- The tiled path (floats, rows of B and C contiguous): C is cut into tiles of `rows` x
+  `vectors * width` elements kept in vector registers while k runs over a block of `depth`
+  steps: each step broadcasts one element of A per row and loads `vectors` vectors of B's row.
+  Blocks of k are the outer loop, so the block of B they touch stays in cache while all tiles
+  use it (cache blocking); each tile's partial sums go back to C between blocks.
+- The simple path (edges that do not fill a tile, integers, transposed B): i-k-j loops, the
+  innermost along rows of B and C, which LLVM vectorises where they are contiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from .kernels import Kernel, Operand, add_scaled, element, for_range, loop_nest
+from ...ir.types import Dim
+from .layout import Layout, collapse
+from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
+
+
+@dataclass(frozen=True)
+class Tiling:
+    width: int  # elements in one vector register
+    rows: int = 6  # rows of a tile: rows * vectors accumulators + vectors + 1 registers
+    vectors: int = 2  # vectors across a tile's columns
+    depth_bytes: int = 16384  # a tile's slice of B, depth x columns, about half of L1
+
+    @property
+    def columns(self) -> int:
+        return self.vectors * self.width
+
+    def depth(self, dtype: str) -> int:
+        return max(self.depth_bytes // (self.columns * BYTES[dtype]), 1)
+
+
+def choose_tiling(width: int, columns: Dim) -> Tiling:
+    """Two full vectors across, unless C is known to be narrower: then the widest tile that
+    fits (a 10-class output gets 8-wide tiles rather than none)."""
+    tiling = Tiling(width=width)
+    while isinstance(columns, int) and tiling.columns > columns and tiling.width > 1:
+        tiling = Tiling(width=tiling.width, vectors=1) if tiling.vectors > 1 else \
+            Tiling(width=tiling.width // 2, vectors=1)
+    return tiling
+
+
+def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -> None:
+    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast."""
+    *batch, m, n = out.layout.shape
+    depth = a.layout.shape[-1]
+    batch_layouts = [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
+                     for op in (out, a, b)]
+    batch_shape, batch_layouts = collapse(tuple(batch), batch_layouts)
+    batch_ops = [Operand(op.ptr, op.dtype, layout, op.name)
+                 for op, layout in zip((out, a, b), batch_layouts)]
+    tiled = is_float(out.dtype) and out.layout.strides[-1] == 1 and b.layout.strides[-1] == 1
+    with loop_nest(k, batch_shape, batch_ops, prefix="batch", inner_loops=True) as \
+            (starts, _):
+        gemm = Gemm(k, out, a, b, starts, k.dim(m), k.dim(n), k.dim(depth))
+        zero = ir.Constant(I64, 0)
+        if not tiled:
+            gemm.simple(zero, gemm.m, zero, gemm.n)
+            return
+        main = choose_tiling(vector_bytes // BYTES[out.dtype], n)
+        m_tiled = gemm.round_down(gemm.m, main.rows)
+        n_tiled = gemm.round_down(gemm.n, main.columns)
+        rows, columns = (zero, m_tiled), (zero, n_tiled)
+        below, right = (m_tiled, gemm.m), (n_tiled, gemm.n)
+        # the edges with narrower tiles: one column (scalars) and/or one row
+        gemm.tiled(rows, columns, main)
+        gemm.tiled(rows, right, Tiling(width=1, rows=main.rows, vectors=1))
+        gemm.tiled(below, columns, Tiling(width=main.width, rows=1, vectors=main.vectors))
+        gemm.tiled(below, right, Tiling(width=1, rows=1, vectors=1))
+
+
+class Gemm:
+    """One matrix product of the batch: its operands' starts and strides as run-time values."""
+
+    def __init__(self, k: Kernel, c: Operand, a: Operand, b: Operand, starts, m, n, depth):
+        self.k, self.b, self.s = k, k.b, k.s
+        self.c, self.a, self.b_ = c, a, b
+        self.dtype = c.dtype
+        self.c0, self.a0, self.b0 = starts
+        self.m, self.n, self.depth = m, n, depth
+        (self.c_si, self.c_sj), (self.a_si, self.a_sk), (self.b_sk, self.b_sj) = \
+            (op.layout.strides[-2:] for op in (c, a, b))
+
+    def round_down(self, size: ir.Value, multiple: int) -> ir.Value:
+        return self.b.sub(size, self.b.urem(size, ir.Constant(I64, multiple)))
+
+    def offset(self, start, i, i_stride, j, j_stride) -> ir.Value:
+        return add_scaled(self.k, add_scaled(self.k, start, i, i_stride), j, j_stride)
+
+    def simple(self, row_start, row_end, col_start, col_end) -> None:
+        """C[rows, cols] with i-k-j loops; the j loops vectorise where B and C rows are dense."""
+        b, s, dtype = self.b, self.s, self.dtype
+        rows, cols = b.sub(row_end, row_start), b.sub(col_end, col_start)
+        with for_range(b, rows, "i", vectorize=False) as i_local:
+            i = b.add(i_local, row_start)
+            with for_range(b, cols, "j") as j_local:
+                j = b.add(j_local, col_start)
+                c_ptr = element(self.k, self.c, self.offset(self.c0, i, self.c_si, j, self.c_sj))
+                s.store(ir.Constant(llvm_type(dtype), -0.0 if is_float(dtype) else 0), c_ptr,
+                        dtype)
+            with for_range(b, self.depth, "k", vectorize=False) as kk:
+                a_ik = s.load(element(self.k, self.a, self.offset(self.a0, i, self.a_si, kk,
+                                                                  self.a_sk)), dtype, self.a.name)
+                with for_range(b, cols, "j") as j_local:
+                    j = b.add(j_local, col_start)
+                    c_ptr = element(self.k, self.c,
+                                    self.offset(self.c0, i, self.c_si, j, self.c_sj))
+                    b_kj = s.load(element(self.k, self.b_, self.offset(self.b0, kk, self.b_sk, j,
+                                                                       self.b_sj)),
+                                  dtype, self.b_.name)
+                    step = multiply_add(s, a_ik, b_kj, s.load(c_ptr, dtype), dtype, self.c.name)
+                    s.store(step, c_ptr, dtype)
+
+    def tiled(self, rows: tuple, columns: tuple, tiling: Tiling) -> None:
+        """C[rows, columns] (ranges whose sizes are multiples of the tile's) by tiles, k in
+        blocks of `depth` (outermost)."""
+        b, k, dtype = self.b, self.k, self.dtype
+        vector = ir.VectorType(llvm_type(dtype), tiling.width)
+        accumulators = [[k.setup.alloca(vector, name=f"acc{r}.{v}")
+                         for v in range(tiling.vectors)] for r in range(tiling.rows)]
+        block = ir.Constant(I64, tiling.depth(dtype))
+        blocks = b.udiv(b.add(self.depth, ir.Constant(I64, tiling.depth(dtype) - 1)), block)
+        row_tiles = b.udiv(b.sub(rows[1], rows[0]), ir.Constant(I64, tiling.rows))
+        col_tiles = b.udiv(b.sub(columns[1], columns[0]), ir.Constant(I64, tiling.columns))
+        with for_range(b, blocks, "kb", vectorize=False) as kb:
+            k_start = b.mul(kb, block)
+            k_count = b.select(b.icmp_unsigned("<", b.sub(self.depth, k_start), block),
+                               b.sub(self.depth, k_start), block)
+            with for_range(b, row_tiles, "ib", vectorize=False) as ib:
+                i = b.add(rows[0], b.mul(ib, ir.Constant(I64, tiling.rows)))
+                with for_range(b, col_tiles, "jb", vectorize=False) as jb:
+                    j = b.add(columns[0], b.mul(jb, ir.Constant(I64, tiling.columns)))
+                    self.tile(i, j, kb, k_start, k_count, accumulators, vector, tiling)
+
+    def tile(self, i, j, kb, k_start, k_count, accumulators, vector, tiling) -> None:
+        """One tile: start from C (or -0.0 in the first block), k_count FMA steps, store."""
+        b, k, s = self.b, self.k, self.s
+        width = tiling.width
+        c_ptrs = [[element(k, self.c, self.offset(self.c0, b.add(i, ir.Constant(I64, r)),
+                                                  self.c_si, b.add(j, ir.Constant(I64, v * width)),
+                                                  self.c_sj))
+                   for v in range(tiling.vectors)] for r in range(tiling.rows)]
+        with b.if_else(b.icmp_unsigned("==", kb, ir.Constant(I64, 0))) as (first, later):
+            with first:
+                for row in accumulators:
+                    for acc in row:
+                        b.store(ir.Constant(vector, [-0.0] * width), acc)
+            with later:
+                for row, ptrs in zip(accumulators, c_ptrs):
+                    for acc, ptr in zip(row, ptrs):
+                        b.store(b.load(ptr, typ=vector, align=BYTES[self.dtype]), acc)
+        with for_range(b, k_count, "k", vectorize=False) as k_local:
+            kk = b.add(k_start, k_local)
+            b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
+            b_vectors = [b.load(element(k, self.b_, b.add(b_row, ir.Constant(I64, v * width))),
+                                typ=vector, align=BYTES[self.dtype], name=self.b_.name)
+                         for v in range(tiling.vectors)]
+            for r, row in enumerate(accumulators):
+                a_ptr = element(k, self.a, self.offset(self.a0, b.add(i, ir.Constant(I64, r)),
+                                                       self.a_si, kk, self.a_sk))
+                a_value = splat(b, s.load(a_ptr, self.dtype, self.a.name), vector)
+                for acc, b_vector in zip(row, b_vectors):
+                    step = vector_fma(s, a_value, b_vector, b.load(acc, typ=vector), self.dtype,
+                                      tiling.width)
+                    b.store(step, acc)
+        for row, ptrs in zip(accumulators, c_ptrs):
+            for acc, ptr in zip(row, ptrs):
+                b.store(b.load(acc, typ=vector, name=self.c.name), ptr, align=BYTES[self.dtype])
+
+
+def splat(b: ir.IRBuilder, value: ir.Value, vector: ir.VectorType) -> ir.Value:
+    single = b.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(I32, 0))
+    mask = ir.Constant(ir.VectorType(I32, vector.count), [0] * vector.count)
+    return b.shuffle_vector(single, ir.Constant(vector, ir.Undefined), mask)
+
+
+def vector_fma(s: Scalar, a, b, c, dtype: str, width: int) -> ir.Value:
+    if not s.fma:
+        return s.b.fadd(c, s.b.fmul(a, b))
+    vector = a.type
+    return s.b.call(s.function(f"llvm.fma.v{width}{dtype}", vector, [vector] * 3), [a, b, c])
+
+
+def multiply_add(s: Scalar, a, b, c, dtype: str, name: str) -> ir.Value:
+    """c + a * b, fused where the CPU has FMA (as the tiled path's vector steps)."""
+    if not is_float(dtype):
+        return s.b.add(c, s.b.mul(a, b), name=name)
+    if s.fma:
+        return s.intrinsic("fma", dtype, [a, b, c], name)
+    return s.b.fadd(c, s.b.fmul(a, b), name=name)
