@@ -110,7 +110,7 @@ def default_model_name(filename: str) -> str:
 
 
 def did_you_mean(name: str, candidates) -> str | None:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1)
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.5)
     return f"did you mean '{close[0]}'?" if close else None
 
 

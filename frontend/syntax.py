@@ -16,8 +16,7 @@ from lark.lark import PostLex
 
 from ..ir.errors import Error, Loc
 
-OPENING = ("LPAR", "LSQB")
-CLOSING = ("RPAR", "RSQB")
+PAIRS = {"RPAR": "LPAR", "RSQB": "LSQB", "RBRACE": "LBRACE"}  # closing → opening
 COMPARISONS = ("EQ", "NE", "LT", "LE", "GT", "GE")
 # Where the terminals that start an expression (or the arithmetic operators) are expected, the
 # message says "an expression" (or "an operator") instead of listing them all.
@@ -55,16 +54,17 @@ class Source:
         return self.loc(node.meta.line, node.meta.column)
 
 
-class UnclosedBracket(Exception):
-    """The file ended inside ( ) or [ ]: reported at the bracket left open."""
+class BracketError(Exception):
+    """A bracket left open at the end of the file, or closed by the wrong bracket."""
 
-    def __init__(self, token: Token):
-        super().__init__(token.value)
-        self.token = token
+    def __init__(self, message: str, token: Token, opened: Token | None = None):
+        super().__init__(message)
+        self.message, self.token, self.opened = message, token, opened
 
 
 class BracketNewlines(PostLex):
-    """Drops newline tokens inside ( ) and [ ], and merges runs of them elsewhere."""
+    """Drops newline tokens inside ( ) and [ ] (not inside { }, where they end statements),
+    merges runs of them, and checks that brackets pair up."""
 
     always_accept = ("_NL",)
 
@@ -72,16 +72,21 @@ class BracketNewlines(PostLex):
         open_brackets: list[Token] = []
         last = None
         for token in stream:
-            if token.type in OPENING:
+            if token.type in PAIRS.values():
                 open_brackets.append(token)
-            elif token.type in CLOSING and open_brackets:
-                open_brackets.pop()
-            elif token.type == "_NL" and (open_brackets or last == "_NL"):
+            elif token.type in PAIRS:
+                if not open_brackets:
+                    raise BracketError(f"'{token}' has no matching opening bracket", token)
+                opened = open_brackets.pop()
+                if PAIRS[token.type] != opened.type:
+                    raise BracketError(f"'{token}' does not close '{opened}'", token, opened)
+            elif token.type == "_NL" and (last == "_NL" or open_brackets
+                                          and open_brackets[-1].type != "LBRACE"):
                 continue
             last = token.type
             yield token
         if open_brackets:
-            raise UnclosedBracket(open_brackets[-1])
+            raise BracketError(f"'{open_brackets[-1]}' is never closed", open_brackets[-1])
 
 
 GRAMMAR = Path(__file__).with_name("tfl.lark")
@@ -105,9 +110,9 @@ def parse_tree(source: Source) -> Tree:
         return _parser().parse(source.text + "\n")
     except UnexpectedInput as e:
         raise syntax_error(e, source) from None
-    except UnclosedBracket as e:
-        raise Error(f"'{e.token.value}' is never closed",
-                    source.loc(e.token.line, e.token.column)) from None
+    except BracketError as e:
+        notes = [("opened here", source.loc_of(e.opened))] if e.opened else []
+        raise Error(e.message, source.loc_of(e.token), notes=notes) from None
 
 
 @functools.cache
@@ -125,7 +130,9 @@ def syntax_error(e: UnexpectedInput, source: Source) -> Error:
         shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}" if char else "end"
         return Error(f"unexpected character {shown}", source.loc(e.line, e.column))
     if isinstance(e, UnexpectedToken):
-        return _unexpected_token(e.token, e.expected, source)
+        # The parser's own view of what may come next: exact, where the lexer's is a superset
+        parser = e.interactive_parser
+        return _unexpected_token(e.token, parser.accepts() if parser else e.expected, source)
     assert isinstance(e, UnexpectedEOF)
     return Error(f"unexpected end of file, expected {_describe_expected(e.expected)}",
                  source.end())
