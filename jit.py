@@ -158,11 +158,10 @@ class _Call:
 
     @functools.cached_property
     def key(self) -> tuple:
-        """Everything that decides the traced function, except dims that tracing made static."""
-        sizes = [self.size(d) for d in self.symbolic_dims]
-        groups = tuple(sizes.index(s) for s in sizes)  # which symbolic dims are equal
+        """What decides the traced function, but the sizes of the symbolic dims (`_Entry.matches`
+        checks those)."""
         leaves = tuple((leaf.dtype.str, leaf.weak, leaf.static_shape) for leaf in self.leaves)
-        return (self.statics, self.structures, leaves, groups)
+        return (self.statics, self.structures, leaves)
 
     def size(self, dim: tuple[int, int]) -> int:
         return self.leaves[dim[0]].shape[dim[1]]
@@ -209,6 +208,7 @@ def _symbol(number: int) -> str:
 class _Entry:
     call: _Call  # the summary of the call that traced it (for the reasons of later compiles)
     specialized: dict  # (leaf index, axis) → size: default symbolic dims that tracing made static
+    symbols: dict  # symbol → the (leaf index, axis) dims it names (equal when traced)
     traced: Function
     compiled: Any = None
     args: tuple[int, ...] = ()  # the leaf index of each argument of the compiled function
@@ -217,7 +217,16 @@ class _Entry:
     out_structure: Any = None
 
     def matches(self, call: _Call) -> bool:
-        return all(call.size(dim) == size for dim, size in self.specialized.items())
+        """Whether the compiled code is right for `call` (of the same key): the dims tracing made
+        static have their sizes, and dims that share a symbol are equal. (Dims of different
+        symbols may be equal: the code works for any sizes.)"""
+        return (all(call.size(dim) == size for dim, size in self.specialized.items())
+                and not self.unequal(call))
+
+    def unequal(self, call: _Call) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        """Pairs of dims that share a symbol but differ in size in `call`."""
+        return [(dims[0], dim) for dims in self.symbols.values() for dim in dims[1:]
+                if call.size(dim) != call.size(dims[0])]
 
     def run(self, call: _Call):
         sizes = {name: call.size(dim) for name, dim in self.dims}
@@ -269,7 +278,7 @@ class Jitted:
     def _lower(self, call: _Call) -> Function:
         """The traced function for `call`, from the cache or traced afresh (not compiled)."""
         entry = self._lookup(call)
-        return entry.traced if entry else self._trace(call, self._start_specialized(call))[0].traced
+        return entry.traced if entry else self._trace(call, self._start_specialized(call)).traced
 
     def stats(self) -> dict:
         """Calls, compiles, and the reason for each compile."""
@@ -358,9 +367,8 @@ class Jitted:
         entries = self._entries.get(call.key)
         return {dim: call.size(dim) for dim in entries[-1].specialized} if entries else {}
 
-    def _trace(self, call: _Call, specialized: dict) -> tuple[_Entry, dict]:
-        """Traces until no dim needs to become static; returns the entry (not yet compiled) and
-        which (leaf, axis) dims each symbol stands for."""
+    def _trace(self, call: _Call, specialized: dict) -> _Entry:
+        """Traces until no dim needs to become static; returns the entry, not yet compiled."""
         while True:
             try:
                 return self._trace_once(call, specialized)
@@ -381,7 +389,7 @@ class Jitted:
                 members.setdefault(name, []).append(dim)
         return members
 
-    def _trace_once(self, call: _Call, specialized: dict) -> tuple[_Entry, dict]:
+    def _trace_once(self, call: _Call, specialized: dict) -> _Entry:
         members = self._members(call, specialized)
         symbol_of = {dim: name for name, dims in members.items() for dim in dims}
         specializable = [name for name, dims in members.items()
@@ -405,8 +413,7 @@ class Jitted:
         dims = tuple(dict.fromkeys(s for v in trace.args for s in v.type.symbols))
         func = Function(re.sub(r"\W", "", self.__name__) or "fn", dims, tuple(trace.args),
                         tuple(trace.builder.ops), outputs)
-        entry = _Entry(call.summary(), specialized, func, out_structure=out_structure)
-        return entry, members
+        return _Entry(call.summary(), specialized, members, func, out_structure=out_structure)
 
     def _output(self, trace: Trace, path: str, value) -> Tracer:
         if isinstance(value, Tracer):
@@ -422,7 +429,7 @@ class Jitted:
         if os.environ.get("TFLC_LOG_COMPILES", "0") not in ("", "0"):
             print(f"tflc: compiling {self.__name__} (compile {len(self._reasons) + 1}): {reason}",
                   file=sys.stderr)
-        entry, members = self._trace(call, self._start_specialized(call))
+        entry = self._trace(call, self._start_specialized(call))
         dump_dir = os.environ.get("TFLC_DUMP")
         run = run_pipeline(entry.traced, default_pipeline(),
                            print_after="all" if dump_dir else None)
@@ -432,7 +439,7 @@ class Jitted:
             self._write_dump(dump_dir, entry.traced, run, final)
         leaf_of = {arg.name: i for i, arg in enumerate(entry.traced.args)}
         entry.args = tuple(leaf_of[arg.name] for arg in final.args)
-        entry.dims = tuple((name, members[name][0]) for name in final.dims)
+        entry.dims = tuple((name, entry.symbols[name][0]) for name in final.dims)
         labels = [out.label for out in final.outputs]
         entry.outputs = tuple(labels.index(out.label) for out in entry.traced.outputs)
         self._entries.setdefault(call.key, []).append(entry)
@@ -458,12 +465,14 @@ class Jitted:
 
     def _reason(self, call: _Call) -> str:
         same_key = self._entries.get(call.key)
-        if same_key:
+        if same_key:  # only sizes changed: compare with the latest entry of the same key
             entry = same_key[-1]
             changes = [f"{call.leaves[i].path}: dim {axis} {size} → {call.size((i, axis))} "
                        "(static: the function needs its size)"
                        for (i, axis), size in entry.specialized.items()
                        if call.size((i, axis)) != size]
+            changes += [f"{call.leaves[i].path} dim {a} and {call.leaves[j].path} dim {b}: "
+                        "sizes equal → different" for (i, a), (j, b) in entry.unequal(call)]
             return "; ".join(changes)
         if self._last is None:
             return "first call"
@@ -471,7 +480,7 @@ class Jitted:
 
 
 def _differences(old: _Call, new: _Call) -> list[str]:
-    """What changed between two calls' signatures, as "x: dtype float32 → float64"."""
+    """What changed between the keys of two calls, as "x: dtype float32 → float64"."""
     changes = [f"static argument {name}: {a[1]!r} → {b[1]!r}"
                for (name, a), (_, b) in zip(old.statics, new.statics) if a != b]
     if old.structures != new.structures:
@@ -488,16 +497,6 @@ def _differences(old: _Call, new: _Call) -> list[str]:
         elif a.static_shape != b.static_shape:
             changes += [f"{b.path}: dim {axis} {x} → {y}" for axis, (x, y)
                         in enumerate(zip(a.static_shape, b.static_shape)) if x != y]
-    if not changes and old.key[3] != new.key[3]:
-        dims = old.symbolic_dims
-        for p, q in itertools.combinations(range(len(dims)), 2):
-            before = old.size(dims[p]) == old.size(dims[q])
-            if before != (new.size(dims[p]) == new.size(dims[q])):
-                (i, a), (j, b) = dims[p], dims[q]
-                change = "equal → different" if before else "different → equal"
-                changes.append(f"{new.leaves[i].path} dim {a} and {new.leaves[j].path} dim {b}: "
-                               f"sizes {change}")
-                break
     return changes
 
 
