@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import tflc
+from tflc import codegen
 from tflc.jit import __all__ as JIT_NAMES
 
 rng = np.random.default_rng(0)
@@ -97,6 +98,17 @@ def test_builtin_under_jit_matches_numpy(name, fn, reference, inputs):
     expected = np.asarray(reference(*inputs))
     assert got.dtype == expected.dtype
     assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", [name for name in codegen.BACKENDS if name != "numpy"])
+@pytest.mark.parametrize("name, fn, reference, inputs", CASES, ids=[c[0] for c in CASES])
+def test_builtin_on_native_backends_matches_the_numpy_backend(backend, name, fn, reference,
+                                                              inputs):
+    got = tflc.jit(fn, backend=backend)(*inputs)
+    expected = tflc.jit(fn, backend="numpy")(*inputs)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
