@@ -187,7 +187,8 @@ def _leaf_array(path: str, value) -> tuple[np.ndarray, bool]:
 
 
 def _unique_names(paths) -> list[str]:
-    """IR names for argument paths, unique even where two paths differ only in odd characters."""
+    """IR names for the paths of arguments or results, unique even where two paths differ only
+    in characters that names cannot have."""
     names: list[str] = []
     for path in paths:
         name, number = _ir_name(path), 1
@@ -408,18 +409,17 @@ class Jitted:
             found: list = []
             out_base = "out" if "out" not in self._signature.parameters else "out_"
             out_structure = flatten(result, out_base, found)
-            outputs = tuple(Output(_ir_name(path), self._output(trace, path, value).value)
-                            for path, value in found)
+            labels = _unique_names(path for path, _ in found)
+            outputs = tuple(Output(label, self._output(path, value).value)
+                            for label, (path, value) in zip(labels, found))
         dims = tuple(dict.fromkeys(s for v in trace.args for s in v.type.symbols))
         func = Function(re.sub(r"\W", "", self.__name__) or "fn", dims, tuple(trace.args),
                         tuple(trace.builder.ops), outputs)
         return _Entry(call.summary(), specialized, members, func, out_structure=out_structure)
 
-    def _output(self, trace: Trace, path: str, value) -> Tracer:
-        if isinstance(value, Tracer):
-            return T.as_tracer(value)  # checks that it belongs to this trace
-        if T.is_literal(value) or isinstance(value, np.ndarray):
-            return T.as_tracer(value)
+    def _output(self, path: str, value) -> Tracer:
+        if isinstance(value, (Tracer, np.ndarray)) or T.is_literal(value):
+            return T.as_tracer(value)  # a constant, or a tracer checked to be of this trace
         raise Error(f"{self.__name__} returned a {type(value).__name__} as {path}: a jitted "
                     "function returns arrays and scalars, in tuples, lists and dicts",
                     user_loc())
