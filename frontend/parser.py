@@ -118,6 +118,13 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return broadcast_shapes(shape, target) == tuple(target)
+    except ShapeError:
+        return False
+
+
 ATTR_CHECKS = {
     "int": _is_int,
     "axes": lambda v: _is_int(v) or isinstance(v, list) and all(map(_is_int, v)),
@@ -302,11 +309,7 @@ class ModelBuilder:
             raise Error(f"the initial value of '{name}' must be a constant or an initializer "
                         "such as zeros(), fill(v) or normal(stddev=0.1)", self.loc(node))
         array = to_array(value, type.dtype, self.loc(node), "initial value")
-        try:
-            fits = broadcast_shapes(array.shape, type.shape) == type.shape
-        except ShapeError:
-            fits = False
-        if not fits:
+        if not _broadcasts_to(array.shape, type.shape):
             raise Error(f"an initial value of shape {list(array.shape)} does not broadcast to "
                         f"'{name}': {type}", self.loc(node))
         return Init("value", (("value", array),))
@@ -319,21 +322,18 @@ class ModelBuilder:
         if spec.random and not type.is_float:
             raise Error(f"{token}() draws floats, but '{name}' is {type}", loc,
                         hint="use a float dtype, or a literal or fill(v)")
-        values = []
-        for arg, default in spec.args:
-            if arg not in bound:
-                values.append((arg, default))
-            elif token == "fill":
-                weak = self.weak(bound[arg], "fill's value")
-                values.append((arg, to_array(weak, type.dtype, self.loc(bound[arg])).item()))
-            else:
-                values.append((arg, self.number(bound[arg], f"{token}'s {arg}")))
-        checks = {"stddev": lambda v: v > 0, "high": lambda v: v > dict(values).get("low", 0)}
-        for arg, value in values:
-            if arg in checks and arg in bound and not checks[arg](value):
-                raise Error(f"{token}'s {arg} must be "
-                            + ("positive" if arg == "stddev" else "above low"),
-                            self.loc(bound[arg]))
+        values = dict(spec.args)
+        for arg in values:
+            if arg in bound and token == "fill":
+                values[arg] = self.fill_value(bound[arg], type)
+            elif arg in bound:
+                values[arg] = self.number(bound[arg], f"{token}'s {arg}")
+        if values.get("stddev", 1) <= 0:
+            raise Error(f"{token}'s stddev must be positive", self.loc(bound["stddev"]))
+        if values.get("low", 0) >= values.get("high", 1):
+            raise Error(f"{token}'s high must be above its low",
+                        self.loc(bound.get("high", bound.get("low"))))
+        values = list(values.items())
         if "seed" in bound:
             seed = self.constant(bound["seed"], "seed")
             if not _is_int(seed) or not 0 <= seed < MAX_SEED:
@@ -341,6 +341,13 @@ class ModelBuilder:
                             self.loc(bound["seed"]))
             values.append(("seed", seed))
         return Init(str(token), tuple(values))
+
+    def fill_value(self, node: Tree, type: TensorType):
+        weak = self.weak(node, "fill's value")
+        if weak.shape != ():
+            raise Error("fill's value must be one number; for a tensor, write the literal itself",
+                        self.loc(node))
+        return to_array(weak, type.dtype, self.loc(node)).item()
 
     def stmt_const_def(self, node: Tree) -> None:
         token, expr = node.children
@@ -476,11 +483,7 @@ class ModelBuilder:
                         hint=f"convert it with cast(..., {type.dtype})")
         if value.type.shape == type.shape:
             return value
-        try:
-            fits = broadcast_shapes(value.type.shape, type.shape) == type.shape
-        except ShapeError:
-            fits = False
-        if not fits:
+        if not _broadcasts_to(value.type.shape, type.shape):
             raise Error(f"'{target.name}' is {type}, but its new value is {value.type}", loc)
         return self.b.emit("broadcast_to", value, shape=list(type.shape), loc=loc)
 
@@ -628,7 +631,8 @@ class ModelBuilder:
 
     @staticmethod
     def tuple_error(value: tuple, loc: Loc | None) -> Error:
-        names = ", ".join("abcdefgh"[i % 8] for i in range(len(value)))
+        names = ", ".join("abcdefgh"[i % 8] for i in range(len(value))) + \
+            ("," if len(value) == 1 else "")
         return Error(f"this is a tuple of {len(value)} values, not one tensor", loc,
                      hint=f"unpack it: {names} = ...")
 

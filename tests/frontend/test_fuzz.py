@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tflc.frontend import parse_source
-from tflc.frontend.builtins import BUILTINS
+from tflc.frontend.builtins import BUILTINS, INITIALIZERS
 from tflc.ir import Error
 
 SAMPLES = [p.read_text() for p in sorted(Path(__file__).with_name("samples").glob("*.tfl"))]
@@ -90,17 +90,26 @@ ARGUMENTS = ["x", "v", "i", "c", "n", "s", "0", "1", "-1", "5", "-7", "1.5", "tr
              "[x, x]", "[x]", "[v, x]", "[3, -1]", "[0, 5]", "2 ** 40"]
 
 
-@st.composite
-def builtin_call(draw):
-    name = draw(st.sampled_from(sorted(BUILTINS)))
-    args = draw(st.lists(st.sampled_from(ARGUMENTS), max_size=4))
-    keywords = draw(st.lists(st.sampled_from(BUILTINS[name].params + ("axis", "bogus")),
-                             max_size=2, unique=True))
-    args += [f"{k}={draw(st.sampled_from(ARGUMENTS))}" for k in keywords]
-    return f"{name}({', '.join(args)})"
+def call_of(table):
+    @st.composite
+    def call(draw):
+        name = draw(st.sampled_from(sorted(table)))
+        args = draw(st.lists(st.sampled_from(ARGUMENTS), max_size=4))
+        keywords = draw(st.lists(st.sampled_from(table[name].params + ("axis", "bogus")),
+                                 max_size=2, unique=True))
+        args += [f"{k}={draw(st.sampled_from(ARGUMENTS))}" for k in keywords]
+        return f"{name}({', '.join(args)})"
+    return call()
 
 
 @FUZZ
-@given(builtin_call(), builtin_call())
+@given(call_of(BUILTINS), call_of(BUILTINS))
 def test_builtin_calls_with_odd_arguments(call, outer):
     compiles_or_reports(CALL_DECLS + f"z = {call}\ny = {outer.replace('x', 'z', 1)}\n")
+
+
+@FUZZ
+@given(st.sampled_from(["f32[2, 3]", "i32[]", "bool[4]", "f64[1]"]),
+       st.one_of(call_of(INITIALIZERS), st.sampled_from(ARGUMENTS)))
+def test_initializers_with_odd_arguments(type, init):
+    compiles_or_reports(CALL_DECLS + f"param W: {type} = {init}\n")

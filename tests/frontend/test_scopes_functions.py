@@ -163,3 +163,29 @@ def test_fn_values_are_right(parse, evaluate):
     W = np.ones((3, 2), np.float32)
     expected = np.maximum(x @ W - 1, 0) + np.maximum(x @ (W * 2) - 1, 0)
     np.testing.assert_array_equal(evaluate(module, "y", x=x, W=W), expected)
+
+
+def test_unpacking(parse, sexpr, error):
+    module = parse("""
+        param W: f32[2] = 1
+        param b: f32[] = 0
+        loss = sum(W) + b
+        gW, gb = grad(loss, [W, b])
+        only, = grad(loss, [W])
+        fn two(x) {
+            return x, x * 2
+        }
+        p, q, = two(b)
+        """)
+    assert module.function("model").fetchable == ("loss", "gW", "gb", "only", "p", "q")
+    assert sexpr(module, "gb") == "(grad loss b)"
+    assert sexpr(module, "only") == "(grad loss W)"
+    assert sexpr(module, "p") == "b"  # an alias: b is not renamed
+    assert sexpr(module, "q") == "(mul b 2.0:f32)"
+    assert error("a, b = 1\n").message == "only a tuple, such as grad(y, [a, b]), can be " \
+        "unpacked into 2 names"
+    assert error("input x: f32[]\na, b, c = grad(x, [x, x])\n").message == \
+        "2 values cannot be unpacked into 3 names"
+    e = error("input x: f32[]\na, a = grad(x, [x, x])\n")
+    assert e.message == "'a' is already defined" and (e.loc.line, e.loc.col) == (2, 4)
+    assert error("input x: f32[]\ng = grad(x, [x])\n").hint == "unpack it: a, = ..."
