@@ -231,8 +231,17 @@ class _Entry:
 
     def run(self, call: _Call):
         sizes = {name: call.size(dim) for name, dim in self.dims}
-        results = self.compiled(sizes, [call.leaves[i].array for i in self.args])
+        args = [call.leaves[i].array for i in self.args]
+        results = [_own(result, args) for result in self.compiled(sizes, args)]
         return unflatten(self.out_structure, iter([results[i] for i in self.outputs]))
+
+
+def _own(result: np.ndarray, args) -> np.ndarray:
+    """`result`, copied where it is an argument or a view of one (a backend may return those for
+    `x`, `x[1:]`, `x.T`), or read-only: the caller may change it without changing its inputs."""
+    if not result.flags.writeable or any(np.may_share_memory(result, a) for a in args):
+        return result.copy()
+    return result
 
 
 _dump_numbers = itertools.count(1)

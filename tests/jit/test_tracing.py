@@ -146,6 +146,14 @@ def test_loops_over_static_sizes_unroll():
     np.testing.assert_allclose(g(X), X.sum(0), rtol=1e-5)
 
 
+def test_results_never_alias_the_arguments():
+    x = X.copy()
+    same, row, turned = tflc.jit(lambda x: (x, x[1:], x.T))(x)
+    for result in (same, row, turned):
+        result += 1
+    np.testing.assert_array_equal(x, X)
+
+
 def test_jit_inside_jit_is_traced_inline():
     inner = tflc.jit(lambda x: x * 2)
     outer = tflc.jit(lambda x: inner(x) + 1)
