@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import tflc
-from tflc import codegen
+from tflc import codegen, ir
 from tflc.jit import __all__ as JIT_NAMES
 
 rng = np.random.default_rng(0)
@@ -99,6 +99,14 @@ def test_builtin_under_jit_matches_numpy(name, fn, reference, inputs):
     assert got.dtype == expected.dtype
     assert got.shape == expected.shape
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, fn, reference, inputs", CASES, ids=[c[0] for c in CASES])
+def test_traced_ir_verifies_and_reads_back(name, fn, reference, inputs):
+    text = tflc.dump(fn, *inputs).rstrip("\n")
+    function = ir.parse_function(text)
+    ir.verify(function)
+    assert ir.print_function(function) == text
 
 
 @pytest.mark.slow
