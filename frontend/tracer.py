@@ -24,6 +24,7 @@ import linecache
 import numbers
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -72,11 +73,18 @@ def frame_loc(frame) -> Loc:
 
 # -- the trace -----------------------------------------------------------------------------------
 
-_ACTIVE: list[Trace] = []
+_threads = threading.local()  # each thread traces on its own: `traces`, innermost last
+
+
+def _active() -> list[Trace]:
+    if not hasattr(_threads, "traces"):
+        _threads.traces = []
+    return _threads.traces
 
 
 def current_trace() -> Trace | None:
-    return _ACTIVE[-1] if _ACTIVE else None
+    traces = _active()
+    return traces[-1] if traces else None
 
 
 class Specialize(BaseException):
@@ -104,11 +112,11 @@ class Trace:
         self._streams = itertools.count()
 
     def __enter__(self) -> Trace:
-        _ACTIVE.append(self)
+        _active().append(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        _ACTIVE.remove(self)
+        _active().remove(self)
 
     def arg(self, type: TensorType, name: str, weak: bool = False) -> Tracer:
         value = Value(type, name)
