@@ -373,9 +373,12 @@ class Jitted:
     # -- tracing and compiling
 
     def _start_specialized(self, call: _Call) -> dict:
-        """The dims to trace as static from the start: those an entry of the same key needed."""
-        entries = self._entries.get(call.key)
-        return {dim: call.size(dim) for dim in entries[-1].specialized} if entries else {}
+        """The dims to trace as static from the start (saving retraces): those the latest entry
+        of the same key made static, where `call` has the same size. A dim whose size changed
+        starts symbolic again: it may have become static only by sharing a symbol."""
+        entries = self._entries.get(call.key, ())
+        return {dim: size for dim, size in entries[-1].specialized.items()
+                if call.size(dim) == size} if entries else {}
 
     def _trace(self, call: _Call, specialized: dict) -> _Entry:
         """Traces until no dim needs to become static; returns the entry, not yet compiled."""
@@ -477,7 +480,7 @@ class Jitted:
         if same_key:  # only sizes changed: compare with the latest entry of the same key
             entry = same_key[-1]
             changes = [f"{call.leaves[i].path}: dim {axis} {size} → {call.size((i, axis))} "
-                       "(static: the function needs its size)"
+                       "(made static when traced)"
                        for (i, axis), size in entry.specialized.items()
                        if call.size((i, axis)) != size]
             changes += [f"{call.leaves[i].path} dim {a} and {call.leaves[j].path} dim {b}: "

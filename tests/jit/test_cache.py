@@ -74,6 +74,17 @@ def test_equal_leading_dims_share_one_symbol():
     assert f.stats()["reasons"][1:] == ["x dim 0 and y dim 0: sizes equal → different"]
 
 
+def test_a_batch_dim_made_static_by_a_coincidence_becomes_symbolic_again():
+    f = tflc.jit(predict)
+    f(batch(4), W, B)  # x's batch and W's leading dim are both 4: one symbol, made static
+    assert f.dump().startswith("func @predict(%x: f32[4,4], %W: f32[4,3], %b: f32[3])")
+    f(batch(7), W, B)
+    assert f.stats()["reasons"][1] == "x: dim 0 4 → 7 (made static when traced)"
+    assert f.dump().startswith("func @predict<N>(%x: f32[N,4], %W: f32[4,3], %b: f32[3])")
+    f(batch(9), W, B)
+    assert f.stats()["compiles"] == 2
+
+
 def test_a_batch_size_equal_to_a_params_size_does_not_recompile():
     f = tflc.jit(predict)
     f(batch(8), W, B)

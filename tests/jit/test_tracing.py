@@ -53,7 +53,7 @@ def test_indexing_the_batch_dim_makes_it_static():
     np.testing.assert_array_equal(first(X), X[0])
     np.testing.assert_array_equal(first(X[:3]), X[0])
     assert first.stats()["compiles"] == 2
-    assert "dim 0 5 → 3" in first.stats()["reasons"][1]
+    assert first.stats()["reasons"][1] == "x: dim 0 5 → 3 (made static when traced)"
 
 
 def test_shape_dtype_ndim_and_methods():
