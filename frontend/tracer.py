@@ -23,6 +23,7 @@ import itertools
 import linecache
 import numbers
 import os
+import re
 import sys
 import threading
 
@@ -197,17 +198,33 @@ class Trace:
         for symbol in free:
             if failure([symbol]) is None:
                 raise Specialize([symbol])
-        concrete = failure(free) if free else error
-        if free and concrete is None:
+        if free and failure(free) is None:
             raise Specialize(free)
         if len(free) < len(symbols) and failure(symbols) is None:
             raise Error(f"{opcode}: {error}", loc, hint=_MARKED_HINT)
-        raise Error(f"{opcode}: {concrete}", loc)
+        raise Error(f"{opcode}: {_blame(error, free, failure)}", loc)
+
+
+def _blame(error: ShapeError, free: list[str], failure) -> ShapeError:
+    """The complaint to show: with the symbols that it names replaced by their sizes (those
+    dims are at fault), keeping the others symbolic (a batch dim reads better as N):
+    `f32[N,784] @ f32[300,10]: inner dimensions 784 and 300 differ`."""
+    named: list[str] = []
+    while True:
+        text = _TYPE_TEXT.sub("", str(error))  # what the rule says, without the types it shows
+        more = [s for s in free if s not in named and re.search(rf"\b{re.escape(s)}\b", text)]
+        if not more:
+            return error
+        named += more
+        error = failure(named) or failure(free)
 
 
 _CAST_HINT = "convert explicitly: x.astype(np.float32) or tflc.cast(x, 'f32')"
 _MARKED_HINT = ("symbolic_dims= of tflc.jit marks it symbolic; leave it out there so it is "
                 "static (the function then recompiles for each size)")
+
+
+_TYPE_TEXT = re.compile(r"\b(?:f32|f64|i32|i64|bool)\[[^\]]*\]")
 
 
 def _substitute(dim, sizes: dict[str, int]):

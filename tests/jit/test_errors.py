@@ -94,8 +94,7 @@ def linear(x, W):
 def test_shape_errors_point_at_the_users_line_with_both_shapes():
     error = error_of(linear, X, W_BAD)
     assert_at(error, linear, "x @ W")
-    assert error.message == ("matmul: f32[8,784] @ f32[300,10]: inner dimensions 784 and 300 "
-                             "differ")
+    assert error.message == "matmul: f32[N,784] @ f32[300,10]: inner dimensions 784 and 300 differ"
     assert error.loc.col == len("    return x") - len("x") + 1
 
 
@@ -109,6 +108,13 @@ def model(x, W):
 
 def test_errors_in_helpers_point_at_the_innermost_line_of_user_code():
     assert_at(error_of(model, X, W_BAD), dense, "x @ W")
+
+
+def test_broadcast_errors_show_the_sizes_at_fault():
+    error = error_of(lambda x, b: x + b, X, np.ones(10, np.float32))
+    assert error.message == "add: f32[N,784] and f32[10]: dims 784 and 10 do not broadcast"
+    error = error_of(lambda x, y: x - y, X, X[:5])
+    assert error.message == "sub: f32[8,784] and f32[5,784]: dims 8 and 5 do not broadcast"
 
 
 def test_a_dim_marked_symbolic_stays_symbolic():
