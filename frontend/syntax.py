@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lark import PostLex
 
 from ..ir.errors import Error, Loc
@@ -126,16 +126,14 @@ def reserved_words() -> frozenset[str]:
 
 def syntax_error(e: UnexpectedInput, source: Source) -> Error:
     if isinstance(e, UnexpectedCharacters):
-        char = source.text[e.pos_in_stream] if e.pos_in_stream < len(source.text) else ""
-        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}" if char else "end"
+        char = source.text[e.pos_in_stream]
+        shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
         return Error(f"unexpected character {shown}", source.loc(e.line, e.column))
     if isinstance(e, UnexpectedToken):
         # The parser's own view of what may come next: exact, where the lexer's is a superset
         parser = e.interactive_parser
         return _unexpected_token(e.token, parser.accepts() if parser else e.expected, source)
-    assert isinstance(e, UnexpectedEOF)
-    return Error(f"unexpected end of file, expected {_describe_expected(e.expected)}",
-                 source.end())
+    return Error("syntax error", source.loc(e.line, e.column))  # lark's LALR raises no other
 
 
 def _unexpected_token(token: Token, expected: set[str], source: Source) -> Error:
@@ -152,8 +150,10 @@ def _unexpected_token(token: Token, expected: set[str], source: Source) -> Error
     hint = None
     if token.type in COMPARISONS and not expected & set(COMPARISONS):
         hint = "comparisons do not chain: write (a < b) and (b < c)"
-    return Error(f"unexpected {_describe_token(token)}, expected {_describe_expected(expected)}",
-                 loc, hint=hint)
+    message = f"unexpected {_describe_token(token)}"
+    if expected:
+        message += f", expected {_describe_expected(expected)}"
+    return Error(message, loc, hint=hint)
 
 
 def _describe_token(token: Token) -> str:

@@ -27,8 +27,8 @@ def _error(text: str, filename: str = "test.tfl") -> Error:
 
 
 def _sexpr(module: Module, label: str, step: str | None = None) -> str:
-    """The expression that computes output `label` (of `step`), as `(op[attrs] operand ...)`; arguments
-    and named values other than the root are written by name, constants by value."""
+    """The expression that computes output `label` (of `step`), as `(op[attrs] operand ...)`;
+    arguments and named values other than the root are written by name, constants by value."""
     func = module.function("model")
     producers = {id(r): op for op in func.ops for r in op.results}
 
