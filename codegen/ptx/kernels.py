@@ -1,0 +1,319 @@
+"""GPU kernels: one `ptx_kernel` function per op, and the templates that spread an op's work over
+threads.
+
+A kernel takes one `ptr addrspace(1)` (global memory) per buffer it touches, `noalias` as on the
+CPU, then the run-time size of every symbolic dim as an i64. Operands are indexed through their
+`Layout`s exactly as by the CPU kernels (codegen/llvm/kernels.py), whose helpers are used here:
+what changes is who runs which element.
+
+Templates (each returns the `Grid` to launch it with):
+- `elementwise`: a grid-stride loop over the flat index of the result, unravelled into one index
+  per dim (dims merged by `collapse` first, so a dense operand costs no division);
+- `each_output`: one thread per output element, running sequential CPU code for it (column
+  reductions, argmax/argmin), coalesced when neighbouring outputs are neighbours in memory;
+- `reduce_rows`: one warp (or one block of `BLOCK` threads) per output element; lanes combine
+  every 32nd (256th) element, then warp shuffles, then shared memory across a block's warps;
+- `matmul`: `TILE` x `TILE` blocks, each computing a tile of C from tiles of A and B staged
+  through shared memory; every C element is summed in k order with fused multiply-adds, the
+  same order and rounding as the CPU backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from llvmlite import ir
+
+from ...ir.types import Dim, dim_product
+from ..llvm.kernels import Index, Kernel, Operand, add_scaled, element, for_range
+from ..llvm.matmul import multiply_add
+from ..llvm.layout import Layout, collapse
+from ..llvm.scalar import Scalar, const, is_float, llvm_type
+from .device import GLOBAL_PTR, I64, WARP, DeviceScalar, barrier, shared_array, \
+    shared_element, shuffle_down, special_register
+from .plan import Grid
+
+BLOCK = 256  # threads per block (one dimension)
+TILE = 16  # matmul tiles are TILE x TILE elements, one per thread
+
+
+class DeviceKernel(Kernel):
+    """A kernel under construction: `(ptr addrspace(1) base..., i64 dim...)`, `ptx_kernel`.
+
+    Only the signature differs from the CPU's `Kernel`, whose `operand`, `dim`, `offset` and
+    `finish` (and the helpers taking a kernel) are used as they are."""
+
+    def __init__(self, module: ir.Module, name: str, buffers, dims: tuple[str, ...]):
+        self.bases = []
+        for buffer in buffers:  # constants (globals) are used directly, as on the CPU
+            if not isinstance(buffer.base, ir.GlobalVariable) and \
+                    all(buffer.base is not base for base in self.bases):
+                self.bases.append(buffer.base)
+        fnty = ir.FunctionType(ir.VoidType(), [GLOBAL_PTR] * len(self.bases) + [I64] * len(dims))
+        self.function = ir.Function(module, fnty, name)
+        self.function.calling_convention = "ptx_kernel"
+        params = self.function.args
+        for param, base in zip(params, self.bases):
+            param.name = base.name
+            param.add_attribute("noalias")
+        self.sizes = dict(zip(dims, params[len(self.bases):]))
+        for dim, param in self.sizes.items():
+            param.name = dim
+        self.pointers = {id(base): param for base, param in zip(self.bases, params)}
+        self.dims = dims
+        self.setup = ir.IRBuilder(self.function.append_basic_block("setup"))
+        self.b = ir.IRBuilder(self.function.append_basic_block("body"))
+        self.s = DeviceScalar(self.b)
+        self._dims = {}
+
+    def register(self, name: str) -> ir.Value:
+        """A special register (`tid.x` ...), read once in the setup block."""
+        return special_register(self.setup, name)
+
+
+# -- loops and indices -------------------------------------------------------------------------
+
+@contextmanager
+def strided_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value,
+                  name: str) -> Iterator[ir.Value]:
+    """`for name in range(start, stop, step)`: the body is emitted inside the `with`."""
+    function = b.block.function
+    before = b.block
+    header = function.append_basic_block(f"{name}.loop")
+    body = function.append_basic_block(f"{name}.body")
+    after = function.append_basic_block(f"{name}.end")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name)
+    index.add_incoming(start, before)
+    b.cbranch(b.icmp_signed("<", index, stop), body, after)
+    b.position_at_end(body)
+    yield index
+    index.add_incoming(b.add(index, step, name=f"{name}.next"), b.block)
+    b.branch(header)
+    b.position_at_end(after)
+
+
+def grid_stride(k: DeviceKernel) -> tuple[ir.Value, ir.Value]:
+    """This thread's first item and the stride: the grid's global thread index and size."""
+    first = k.setup.add(k.setup.mul(k.register("ctaid.x"), k.register("ntid.x")),
+                        k.register("tid.x"), name="thread")
+    count = k.setup.mul(k.register("nctaid.x"), k.register("ntid.x"), name="threads")
+    return first, count
+
+
+def unravel(b: ir.IRBuilder, flat: ir.Value, sizes: tuple[ir.Value, ...]) -> tuple[ir.Value, ...]:
+    """The row-major indices of position `flat` among `sizes` elements."""
+    indices = []
+    for size in reversed(sizes[1:]):
+        indices.append(b.urem(flat, size))
+        flat = b.udiv(flat, size)
+    if sizes:
+        indices.append(flat)
+    return tuple(reversed(indices))
+
+
+def offset_at(k: DeviceKernel, layout: Layout, indices: tuple[ir.Value, ...],
+              start: ir.Value | None = None) -> ir.Value:
+    """The element offset of `indices` in `layout`, from `start` (default: the layout's own)."""
+    offset = k.offset(layout) if start is None else start
+    for index, stride in zip(indices, layout.strides):
+        offset = add_scaled(k, offset, index, stride)
+    return offset
+
+
+def at(k: DeviceKernel, op: Operand, offset: ir.Value, layout: Layout) -> Operand:
+    """`op` seen from one of its elements: the pointer moved there, indexed by `layout`."""
+    return Operand(element(k, op, offset), op.dtype, layout, op.name)
+
+
+def one_per_thread(count: Dim) -> Grid:
+    return Grid(((count, 1),), BLOCK, (BLOCK, 1, 1))
+
+
+# -- templates ---------------------------------------------------------------------------------------
+
+Body = Callable[[Scalar, list[ir.Value], Index], list[ir.Value]]
+
+
+def elementwise(k: DeviceKernel, outs: list[Operand], ins: list[Operand], body: Body, *,
+                keep_dims: bool = False) -> Grid:
+    """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it);
+    `keep_dims` keeps one index per dim of the shape, for bodies that use them."""
+    operands = outs + ins
+    shape = outs[0].layout.shape
+    if not keep_dims:
+        shape, layouts = collapse(shape, [op.layout for op in operands])
+        operands = [Operand(op.ptr, op.dtype, layout, op.name)
+                    for op, layout in zip(operands, layouts)]
+    sizes = tuple(k.dim(size) for size in shape)
+    total = dim_product(shape)
+    first, step = grid_stride(k)
+    with strided_range(k.b, first, k.dim(total), step, "i") as flat:
+        index = Index(unravel(k.b, flat, sizes), sizes)
+        pointers = [element(k, op, offset_at(k, op.layout, index.loops)) for op in operands]
+        values = [k.s.load(ptr, op.dtype, op.name)
+                  for ptr, op in zip(pointers[len(outs):], operands[len(outs):])]
+        for result, ptr, op in zip(body(k.s, values, index), pointers, operands):
+            k.s.store(result, ptr, op.dtype)
+    return one_per_thread(total)
+
+
+@contextmanager
+def each_output(k: DeviceKernel, out: Operand, x: Operand) -> Iterator[tuple[Operand, Operand]]:
+    """One thread per element of `out` (grid-stride): yields that element and the element of x
+    at the same index (x's layout has out's shape), both as operands of shape (). The code
+    emitted inside is the sequential code for one output; the Grid is `each_output.grid`."""
+    shape, (out_layout, x_layout) = collapse(out.layout.shape, [out.layout, x.layout])
+    sizes = tuple(k.dim(size) for size in shape)
+    first, step = grid_stride(k)
+    with strided_range(k.b, first, k.dim(dim_product(shape)), step, "o") as flat:
+        indices = unravel(k.b, flat, sizes)
+        scalar = Layout((), ())
+        yield (at(k, out, offset_at(k, out_layout, indices), scalar),
+               at(k, x, offset_at(k, x_layout, indices), scalar))
+
+
+Combine = Callable[[Scalar, ir.Value, ir.Value], ir.Value]
+
+
+def warp_combine(s: Scalar, value: ir.Value, combine: Combine, dtype: str) -> ir.Value:
+    """Lane 0 ends with all 32 lanes' values combined (a tree: 16 apart, 8, 4, 2, 1)."""
+    delta = WARP // 2
+    while delta:
+        value = combine(s, value, shuffle_down(s, value, delta, dtype))
+        delta //= 2
+    return value
+
+
+def reduce_rows(k: DeviceKernel, out: Operand, x: Operand, kept: int, combine: Combine,
+                init: ir.Constant, per_block: bool) -> Grid:
+    """out[r] = x[r, 0] ∘ x[r, 1] ∘ ... : x's first `kept` dims index the output (out has that
+    shape), the others are combined. A row belongs to one warp, or with `per_block` to a whole
+    block (for long rows); either way the grouping is fixed by the code, not by the grid, so a
+    result does not depend on the launch."""
+    b, s, dtype = k.b, k.s, x.dtype
+    layout = x.layout
+    outer = Layout(layout.shape[:kept], layout.strides[:kept], layout.offset)
+    row_shape, (out_layout, x_outer) = collapse(outer.shape, [out.layout, outer])
+    col_shape, (x_inner,) = collapse(layout.shape[kept:],
+                                     [Layout(layout.shape[kept:], layout.strides[kept:])])
+    row_sizes = tuple(k.dim(size) for size in row_shape)
+    col_sizes = tuple(k.dim(size) for size in col_shape)
+    rows, cols = dim_product(row_shape), dim_product(col_shape)
+
+    thread = k.register("tid.x")
+    lane = k.setup.urem(thread, ir.Constant(I64, WARP), name="lane")
+    warp = k.setup.udiv(thread, ir.Constant(I64, WARP), name="warp")
+    warps = BLOCK // WARP
+    if per_block:
+        member, members = thread, ir.Constant(I64, BLOCK)
+        group, groups = k.register("ctaid.x"), k.register("nctaid.x")
+    else:
+        member, members = lane, ir.Constant(I64, WARP)
+        per = ir.Constant(I64, warps)
+        group = k.setup.add(k.setup.mul(k.register("ctaid.x"), per), warp, name="group")
+        groups = k.setup.mul(k.register("nctaid.x"), per, name="groups")
+    partials = shared_array(k.function.module, f"{k.function.name}.partials", dtype, warps)
+    acc = k.setup.alloca(llvm_type(dtype), name="acc")
+    first_lane = b.icmp_unsigned("==", lane, ir.Constant(I64, 0))
+
+    with strided_range(b, group, k.dim(rows), groups, "row") as row:
+        indices = unravel(b, row, row_sizes)
+        out_ptr = element(k, out, offset_at(k, out_layout, indices))
+        x_row = offset_at(k, x_outer, indices)
+        b.store(init, acc)
+        with strided_range(b, member, k.dim(cols), members, "col") as col:
+            x_ptr = element(k, x, offset_at(k, x_inner, unravel(b, col, col_sizes), x_row))
+            value = s.load(x_ptr, dtype, x.name)
+            b.store(combine(s, b.load(acc), value), acc)
+        total = warp_combine(s, b.load(acc), combine, dtype)
+        if per_block:  # each warp's total through shared memory to warp 0
+            with b.if_then(first_lane):
+                s.store(total, shared_element(b, partials, warp), dtype)
+            barrier(b)
+            with b.if_then(b.icmp_unsigned("==", warp, ir.Constant(I64, 0))):
+                has_one = b.icmp_unsigned("<", lane, ir.Constant(I64, warps))
+                slot = b.select(has_one, lane, ir.Constant(I64, 0))
+                partial = s.load(shared_element(b, partials, slot), dtype)
+                total = warp_combine(s, b.select(has_one, partial, init), combine, dtype)
+                with b.if_then(first_lane):
+                    s.store(total, out_ptr, dtype)
+            barrier(b)  # partials are read before the next row writes them
+        else:
+            with b.if_then(first_lane):
+                s.store(total, out_ptr, dtype)
+    return Grid(((rows, 1),), 1 if per_block else warps, (BLOCK, 1, 1))
+
+
+def matmul(k: DeviceKernel, out: Operand, a: Operand, b_: Operand) -> Grid:
+    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast.
+
+    Blocks take tiles of C (grid-stride over batch x row tiles x column tiles); thread (tx, ty)
+    of a block owns C[i = row0 + ty, j = col0 + tx]. Per step of TILE along k, the block stages
+    A[i, k0 + tx] and B[k0 + ty, j] (zero outside the matrices) in shared memory, then each
+    thread adds its TILE products in k order."""
+    b, s, dtype = k.b, k.s, out.dtype
+    *batch, m, n = out.layout.shape
+    inner = a.layout.shape[-1]
+    batch_shape, batch_layouts = collapse(
+        tuple(batch), [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
+                       for op in (out, a, b_)])
+    batch_sizes = tuple(k.dim(size) for size in batch_shape)
+    (c_si, c_sj), (a_si, a_sk), (b_sk, b_sj) = (op.layout.strides[-2:] for op in (out, a, b_))
+
+    def tiles(d: Dim) -> ir.Value:
+        return k.setup.udiv(k.setup.add(k.dim(d), ir.Constant(I64, TILE - 1)),
+                            ir.Constant(I64, TILE))
+
+    tiles_m, tiles_n = tiles(m), tiles(n)
+    count = k.setup.mul(k.setup.mul(k.dim(dim_product(batch_shape)), tiles_m), tiles_n)
+    tx, ty = k.register("tid.x"), k.register("tid.y")
+    a_tile = shared_array(k.function.module, f"{k.function.name}.a", dtype, TILE * TILE)
+    b_tile = shared_array(k.function.module, f"{k.function.name}.b", dtype, TILE * TILE)
+    acc = k.setup.alloca(llvm_type(dtype), name="acc")
+    zero = const(dtype, -0.0 if is_float(dtype) else 0)  # the CPU's start: -0.0 + x is x
+    size_t = ir.Constant(I64, TILE)
+    m_size, n_size, k_size = k.dim(m), k.dim(n), k.dim(inner)
+
+    def stage(tile, slot, inside: ir.Value, operand: Operand, offset) -> None:
+        """tile[slot] = operand[offset()] where `inside`, else 0 (no load out of bounds)."""
+        ptr = shared_element(b, tile, slot)
+        with b.if_else(inside) as (then, otherwise):
+            with then:
+                s.store(s.load(element(k, operand, offset()), dtype, operand.name), ptr, dtype)
+            with otherwise:
+                s.store(const(dtype, 0), ptr, dtype)
+
+    with strided_range(b, k.register("ctaid.x"), count, k.register("nctaid.x"), "tile") as tile:
+        column_tile = b.urem(tile, tiles_n)
+        rest = b.udiv(tile, tiles_n)
+        row_tile = b.urem(rest, tiles_m)
+        indices = unravel(b, b.udiv(rest, tiles_m), batch_sizes)
+        c0, a0, b0 = (offset_at(k, layout, indices) for layout in batch_layouts)
+        i = b.add(b.mul(row_tile, size_t), ty, name="i")
+        j = b.add(b.mul(column_tile, size_t), tx, name="j")
+        row_in = b.icmp_signed("<", i, m_size)
+        column_in = b.icmp_signed("<", j, n_size)
+        a_row = add_scaled(k, a0, i, a_si)
+        slot = b.add(b.mul(ty, size_t), tx)
+        b.store(zero, acc)
+        with strided_range(b, ir.Constant(I64, 0), k_size, size_t, "k0") as k0:
+            a_k, b_k = b.add(k0, tx), b.add(k0, ty)
+            stage(a_tile, slot, b.and_(row_in, b.icmp_signed("<", a_k, k_size)), a,
+                  lambda: add_scaled(k, a_row, a_k, a_sk))
+            stage(b_tile, slot, b.and_(b.icmp_signed("<", b_k, k_size), column_in), b_,
+                  lambda: add_scaled(k, add_scaled(k, b0, b_k, b_sk), j, b_sj))
+            barrier(b)
+            left = b.sub(k_size, k0)
+            steps = b.select(b.icmp_signed("<", left, size_t), left, size_t)
+            with for_range(b, steps, "kk") as kk:
+                a_ik = s.load(shared_element(b, a_tile, b.add(b.mul(ty, size_t), kk)), dtype)
+                b_kj = s.load(shared_element(b, b_tile, b.add(b.mul(kk, size_t), tx)), dtype)
+                b.store(multiply_add(s, a_ik, b_kj, b.load(acc), dtype, out.name), acc)
+            barrier(b)  # the tiles are read before the next step overwrites them
+        with b.if_then(b.and_(row_in, column_in)):
+            c_offset = add_scaled(k, add_scaled(k, c0, i, c_si), j, c_sj)
+            s.store(b.load(acc), element(k, out, c_offset), dtype)
+    return Grid(((dim_product(batch_shape), 1), (m, TILE), (n, TILE)), 1, (TILE, TILE, 1))

@@ -1,0 +1,353 @@
+"""A `Function` becomes one NVPTX module (a kernel per op) and the `Plan` that launches them.
+
+The structure is the CPU lowering's (codegen/llvm/lower.py), and its rules are used directly:
+view ops (`transpose`, `broadcast_to`, `slice`, `reshape` of a dense buffer) are layouts, not
+copies; constants are globals the kernels read; a value computed by a kernel goes straight into
+its output buffer when it is an output, other outputs are copied at the end. The differences:
+
+- there is no entry function: the host launches the kernels in order (`Plan`), and each kernel
+  gets device pointers to the buffers it touches: an argument, an output, or a scratch slot
+  (`Ref`s, resolved by the runtime at each run from the sizes);
+- the templates (kernels.py) spread work over threads: grid-stride loops for elementwise ops,
+  warps or blocks per row for reductions along the last axis, a thread per output for the
+  others, shared-memory tiles for matmul.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from ...ir.core import Function, Op, Value
+from ...ir.errors import Error
+from ...ir.ops.reduce import reduced_axes
+from ...ir.printer import Namer
+from ...ir.registry import REGISTRY, normalize_axis
+from ...ir.types import Dim, dim_product
+from ..llvm import kernels as cpu_kernels
+from ..llvm import lower as cpu
+from ..llvm import reductions
+from ..llvm.matmul import insert_unit_dim
+from ..llvm.kernels import Buffer, Operand
+from ..llvm.layout import Layout, contiguous
+from ..llvm.scalar import BYTES, I64, const, llvm_type
+from . import kernels
+from .device import SCALAR
+from .kernels import BLOCK, DeviceKernel
+from .plan import Grid, Launch, Plan, Ref
+from .target import TRIPLE, check_declarations, data_layout, identifier
+
+# A row reduction longer than this (or of symbolic length) takes a whole block, not a warp.
+WARP_ROW_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class Lowered:
+    module: ir.Module
+    plan: Plan
+
+
+def lower(func: Function, arch: str) -> Lowered:
+    return Lowerer(func, arch).run()
+
+
+class Lowerer:
+    """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch` (and `module`,
+    `func`, `env`, which the CPU's `lower_const` and view lowerings use as they are)."""
+
+    def __init__(self, func: Function, arch: str):
+        self.func = func
+        self.module = ir.Module(name=func.name)
+        self.module.triple = TRIPLE
+        self.module.data_layout = data_layout(arch)
+        # strict IEEE in libdevice: subnormals are kept, not flushed to zero
+        flag = self.module.add_metadata([ir.Constant(ir.IntType(32), 4),
+                                         ir.MetaDataString(self.module, "nvvm-reflect-ftz"),
+                                         ir.Constant(ir.IntType(32), 0)])
+        self.module.add_named_metadata("llvm.module.flags", flag)
+
+        self.names = Namer()
+        for value in func.args:
+            self.names.define(value)
+        for op in func.ops:
+            for result in op.results:
+                self.names.define(result)
+        self.env: dict[Value, Buffer] = {}
+        for index, value in enumerate(func.args):
+            name = self.names[value]
+            self.env[value] = Buffer(Ref("arg", index, name), value.type.dtype,
+                                     contiguous(value.type.shape), name)
+        self.outputs = [Ref("out", index, f"{out.step}.{out.label}" if out.step else out.label)
+                        for index, out in enumerate(func.outputs)]
+        self.unclaimed: dict[Value, Ref] = {}  # value → the output its kernel writes directly
+        for out, ref in zip(func.outputs, self.outputs):
+            self.unclaimed.setdefault(out.value, ref)
+        self.slots: list[Dim] = []
+        self.launches: list[Launch] = []
+        self.kernel_names: set[str] = set()
+
+    def buffer(self, value: Value) -> Buffer:
+        return self.env[value]
+
+    def name(self, value: Value) -> str:
+        return self.names[value]
+
+    def storage(self, value: Value) -> Buffer:
+        """A fresh dense buffer for `value`: its output when it is one, else a scratch slot."""
+        ref = self.unclaimed.pop(value, None)
+        if ref is None:
+            ref = Ref("slot", len(self.slots), self.names[value])
+            self.slots.append(dim_product((*value.type.shape, BYTES[value.type.dtype])))
+        buffer = Buffer(ref, value.type.dtype, contiguous(value.type.shape), self.names[value])
+        self.env[value] = buffer
+        return buffer
+
+    def kernel(self, name: str, buffers: list[Buffer]) -> DeviceKernel:
+        base = identifier(f"{self.func.name}_{name}")
+        unique, n = base, 1
+        while unique in self.kernel_names:
+            n += 1
+            unique = f"{base}_{n}"
+        self.kernel_names.add(unique)
+        return DeviceKernel(self.module, unique, buffers, self.func.dims)
+
+    def launch(self, k: DeviceKernel, grid: Grid) -> None:
+        k.finish()
+        self.launches.append(Launch(k.function.name, tuple(k.bases), grid))
+
+    def run(self) -> Lowered:
+        for op in self.func.ops:
+            lowering = LOWERINGS.get(op.opcode)
+            if lowering is None and REGISTRY[op.opcode].kind == "elementwise":
+                lowering = lower_elementwise
+            if lowering is None:
+                raise Error(f"the cuda backend has no lowering for '{op.opcode}' "
+                            "(composites and grad must be expanded by the passes first)", op.loc)
+            lowering(self, op)
+        for out, ref in zip(self.func.outputs, self.outputs):
+            source = self.env[out.value]
+            if source.base is not ref:
+                target = Buffer(ref, source.dtype, contiguous(out.value.type.shape), ref.name)
+                copy(self, f"{ref.name}.copy", target, source)
+        check_declarations([f.name for f in self.module.functions if f.is_declaration])
+        plan = Plan(dims=self.func.dims,
+                    args=tuple((v.type.shape, v.type.dtype) for v in self.func.args),
+                    outputs=tuple((out.value.type.shape, out.value.type.dtype)
+                                  for out in self.func.outputs),
+                    slots=tuple(self.slots), launches=tuple(self.launches))
+        return Lowered(self.module, plan)
+
+
+# -- lowerings, keyed by opcode ----------------------------------------------------------------
+
+Lowering = Callable[[Lowerer, Op], None]
+
+
+def pointwise(lw: Lowerer, name: str, out: Buffer, ins: list[Buffer], body, *,
+              keep_dims: bool = False) -> None:
+    """One elementwise kernel: `out = body(ins)`, inputs already viewed with out's shape."""
+    k = lw.kernel(name, [out, *ins])
+    grid = kernels.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body,
+                               keep_dims=keep_dims)
+    lw.launch(k, grid)
+
+
+def copy(lw: Lowerer, name: str, target: Buffer, source: Buffer) -> None:
+    pointwise(lw, name, target, [source], lambda s, values, index: values)
+
+
+def lower_elementwise(lw: Lowerer, op: Op) -> None:
+    out = lw.storage(op.result)
+    emit = SCALAR[op.opcode]
+    dtypes = tuple(v.type.dtype for v in op.operands)
+    name = lw.name(op.result)
+    pointwise(lw, name, out, cpu.broadcast_operands(lw, op, op.result.type.shape),
+              lambda s, values, index: [emit(s, values, dtypes, op.attrs, name)])
+
+
+def lower_reduce(lw: Lowerer, op: Op) -> None:
+    """Along the last axis, a warp (or block) per output, combining as a tree; otherwise a
+    thread per output, combining in x's order as the CPU does (neighbouring threads then read
+    neighbouring elements)."""
+    x_value = op.operands[0]
+    x = lw.buffer(x_value)
+    dtype = x.dtype
+    rank = x_value.type.rank
+    axes = reduced_axes(x_value.type, op.attrs["axis"])
+    kept = tuple(i for i in range(rank) if i not in axes)
+    out = lw.storage(op.result)
+    name = lw.name(op.result)
+
+    def combine(s, acc, value):
+        return reductions.combine(s, op.opcode, acc, value, dtype, False, name)
+
+    init = reductions.identity(op.opcode, dtype)
+    layout = x.layout.transpose(kept + axes)  # kept dims first
+    kept_shape, reduced_shape = layout.shape[:len(kept)], layout.shape[len(kept):]
+    result = contiguous(kept_shape)  # the result's elements, with or without keepdims
+    k = lw.kernel(name, [out, x])
+    if rank - 1 in axes:
+        length = dim_product(reduced_shape)
+        per_block = not isinstance(length, int) or length > WARP_ROW_LIMIT
+        grid = kernels.reduce_rows(k, k.operand(out, result), k.operand(x, layout), len(kept),
+                                   combine, init, per_block)
+    else:
+        outer = Layout(kept_shape, layout.strides[:len(kept)], layout.offset)
+        inner = Layout(reduced_shape, layout.strides[len(kept):])
+        with kernels.each_output(k, k.operand(out, result), k.operand(x, outer)) as (acc, start):
+            cpu_kernels.fill(k, acc, init)
+            spread = Layout(reduced_shape, (0,) * len(reduced_shape))
+            cpu_kernels.elementwise(k, [Operand(acc.ptr, dtype, spread, acc.name)],
+                                    [Operand(start.ptr, dtype, inner, start.name)],
+                                    lambda s, values, index: [combine(s, *values)],
+                                    accumulate=True)
+        grid = kernels.one_per_thread(dim_product(kept_shape))
+    lw.launch(k, grid)
+
+
+def lower_argreduce(lw: Lowerer, op: Op) -> None:
+    """A thread per output, running the CPU's loop along the axis."""
+    x_value = op.operands[0]
+    x = lw.buffer(x_value)
+    axis = normalize_axis(op.attrs["axis"], x_value.type.rank, op.opcode)
+    layout = x.layout
+    outer = Layout(layout.shape[:axis] + layout.shape[axis + 1:],
+                   layout.strides[:axis] + layout.strides[axis + 1:], layout.offset)
+    out = lw.storage(op.result)
+    k = lw.kernel(lw.name(op.result), [out, x])
+    better = cpu_kernels.first_extreme(">" if op.opcode == "argmax" else "<")
+    with kernels.each_output(k, k.operand(out), k.operand(x, outer)) as (result, start):
+        cpu_kernels.argreduce(k, result, start, layout.shape[axis], layout.strides[axis], better)
+    lw.launch(k, kernels.one_per_thread(dim_product(outer.shape)))
+
+
+def lower_matmul(lw: Lowerer, op: Op) -> None:
+    """1-D operands as on the CPU: a row ([1, K], left) or a column ([K, 1], right) with stride
+    0 along the added dim, and the same dim added to the result's layout."""
+    a, b = (lw.buffer(v) for v in op.operands)
+    a_layout, b_layout = a.layout, b.layout
+    out = lw.storage(op.result)
+    out_layout = out.layout
+    if a_layout.rank == 1:
+        a_layout = Layout((1,) + a_layout.shape, (0,) + a_layout.strides, a_layout.offset)
+        out_layout = insert_unit_dim(out_layout, out_layout.rank - (b_layout.rank > 1))
+    if b_layout.rank == 1:
+        b_layout = Layout(b_layout.shape + (1,), b_layout.strides + (0,), b_layout.offset)
+        out_layout = insert_unit_dim(out_layout, out_layout.rank)
+    batch = out_layout.shape[:-2]
+    a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
+    b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
+    k = lw.kernel(lw.name(op.result), [out, a, b])
+    grid = kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout),
+                          k.operand(b, b_layout))
+    lw.launch(k, grid)
+
+
+def lower_reshape(lw: Lowerer, op: Op) -> None:
+    x = lw.buffer(op.operands[0])
+    if x.layout.is_dense:
+        lw.env[op.result] = x.view(contiguous(op.result.type.shape).at(x.layout.offset),
+                                   lw.name(op.result))
+        return
+    out = lw.storage(op.result)  # the same elements in row-major order: x's shape, dense
+    copy(lw, lw.name(op.result), out.view(contiguous(x.layout.shape)), x)
+
+
+def lower_concat(lw: Lowerer, op: Op) -> None:
+    """One kernel, one grid-stride loop per operand into its part (parts do not overlap)."""
+    out = lw.storage(op.result)
+    axis = normalize_axis(op.attrs["axis"], op.result.type.rank, "concat")
+    parts = [lw.buffer(v) for v in op.operands]
+    k = lw.kernel(lw.name(op.result), [out, *parts])
+    start = 0  # sizes along the axis are integers (concat's type rule)
+    for value, part in zip(op.operands, parts):
+        starts = tuple(start if d == axis else 0 for d in range(op.result.type.rank))
+        region = out.layout.shifted(starts).with_shape(value.type.shape)
+        kernels.elementwise(k, [k.operand(out, region)], [k.operand(part)],
+                            lambda s, values, index: values)
+        start += value.type.shape[axis]
+    lw.launch(k, kernels.one_per_thread(dim_product(op.result.type.shape)))
+
+
+def lower_pad(lw: Lowerer, op: Op) -> None:
+    """Zeros, then x into the interior: two kernels, since launches run in order and threads
+    within one kernel do not."""
+    x_value = op.operands[0]
+    x = lw.buffer(x_value)
+    out = lw.storage(op.result)
+    name = lw.name(op.result)
+    zero = const(out.dtype, 0)
+    pointwise(lw, f"{name}.zeros", out, [], lambda s, values, index: [zero])
+    interior = out.layout.shifted(tuple(op.attrs["before"])).with_shape(x_value.type.shape)
+    copy(lw, name, out.view(interior), x)
+
+
+def lower_one_hot(lw: Lowerer, op: Op) -> None:
+    """out[..., j] = (indices[...] == j): the indices read with stride 0 along the new dim."""
+    indices = lw.buffer(op.operands[0])
+    out = lw.storage(op.result)
+    layout = indices.layout
+    spread = indices.view(Layout(layout.shape + (op.attrs["depth"],), layout.strides + (0,),
+                                 layout.offset))
+    name = lw.name(op.result)
+
+    def body(s, values, index):
+        position = s.b.sext(values[0], I64) if values[0].type != I64 else values[0]
+        hit = s.b.icmp_signed("==", position, index.loops[-1])
+        return [s.b.select(hit, const("f32", 1), const("f32", 0), name=name)]
+
+    pointwise(lw, name, out, [spread], body, keep_dims=True)
+
+
+def lower_shape(lw: Lowerer, op: Op) -> None:
+    value = op.operands[0]
+    axis = normalize_axis(op.attrs["axis"], value.type.rank, "shape")
+    out = lw.storage(op.result)
+    k = lw.kernel(lw.name(op.result), [out])
+    size = k.dim(value.type.shape[axis])
+    lw.launch(k, kernels.elementwise(k, [k.operand(out)], [],
+                                     lambda s, values, index: [size]))
+
+
+def lower_rng_uniform(lw: Lowerer, op: Op) -> None:
+    """docs/ops.md's counter-based generator, as on the CPU (seed and stream folded at compile
+    time); the flat index is the element's row-major position."""
+    counter = lw.buffer(op.operands[1])
+    out = lw.storage(op.result)
+    counter = counter.view(counter.layout.broadcast_to(op.result.type.shape))
+    seeded = cpu.mix(cpu.mix(op.attrs["seed"]) ^ op.attrs["stream"])
+    dtype = out.dtype
+    name = lw.name(op.result)
+
+    def body(s, values, index):
+        b = s.b
+        key = cpu.emit_mix(b, b.xor(values[0], cpu.u64(seeded)))
+        step = b.mul(b.add(index.flat(b), cpu.u64(1)), cpu.u64(cpu.GOLDEN_GAMMA))
+        bits = cpu.emit_mix(b, b.add(key, step))
+        top = b.uitofp(b.lshr(bits, cpu.u64(40)), llvm_type(dtype))
+        return [b.fmul(top, const(dtype, 2.0 ** -24), name=name)]
+
+    pointwise(lw, name, out, [counter], body)
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "sum": lower_reduce,
+    "prod": lower_reduce,
+    "max": lower_reduce,
+    "min": lower_reduce,
+    "argmax": lower_argreduce,
+    "argmin": lower_argreduce,
+    "matmul": lower_matmul,
+    "reshape": lower_reshape,
+    "transpose": cpu.lower_transpose,
+    "broadcast_to": cpu.lower_broadcast_to,
+    "slice": cpu.lower_slice,
+    "concat": lower_concat,
+    "pad": lower_pad,
+    "one_hot": lower_one_hot,
+    "shape": lower_shape,
+    "rng_uniform": lower_rng_uniform,
+    "const": cpu.lower_const,
+}
