@@ -63,8 +63,7 @@ def plan_memory(func: Function) -> Function:
         index = _defining_index(ops, out.value)
         if param is None or index is None:
             continue
-        reads = _uses(ops, param)
-        last_read = max(reads, default=-1)
+        last_read = max(_reads(ops, func.outputs, param), default=-1)
         users = _uses(ops, *ops[index].results)
         if last_read > index and all(u > last_read for u in users):
             op = ops.pop(index)
@@ -80,9 +79,22 @@ def _defining_index(ops: list[Op], value: Value) -> int | None:
     return next((i for i, op in enumerate(ops) if value in op.results), None)
 
 
-def _uses(ops: list[Op], *values: Value) -> list[int]:
+def _uses(ops, *values: Value) -> list[int]:
     wanted = set(values)
     return [i for i, op in enumerate(ops) if any(v in wanted for v in op.operands)]
+
+
+def _reads(ops, outputs, param: Value) -> list[int]:
+    """The ops reading `param`, directly or through views of it, and the end of the function
+    (`len(ops)`) if a view of it is an output: it is read by the caller then."""
+    views = {param}
+    for op in ops:
+        if op.opcode in VIEWS and op.operands[0] in views:
+            views.add(op.result)
+    reads = _uses(ops, *views)
+    if any(out.value in views for out in outputs):
+        reads.append(len(ops))
+    return reads
 
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -158,8 +170,7 @@ def _in_place_updates(func: Function, lifetimes, views) -> dict[Value, Value]:
                 or labels.count(value) > 1 or param in labels or value in result:
             continue
         index = lifetimes[value][0]
-        reads = [i for i, op in enumerate(ops) for v in op.operands
-                 if v is param or views.get(v) is param]
+        reads = _reads(ops, func.outputs, param)
         if all(i < index for i in reads) or \
                 all(i <= index for i in reads) and _reads_in_step(ops[index], param, value):
             result[value] = param
