@@ -141,14 +141,16 @@ def evaluate_dim(b: ir.IRBuilder, d: Dim, sizes: dict[str, ir.Value]) -> ir.Valu
 
 @contextmanager
 def for_range(b: ir.IRBuilder, count: ir.Value, name: str,
-              vectorize: bool = True) -> Iterator[ir.Value]:
+              as_written: bool = False) -> Iterator[ir.Value]:
     """`for name in range(count)`: the body is emitted inside the `with`; on exit the builder
     is after the loop.
 
-    Loop nests are built so that the innermost loop is the one to vectorise; outer loops say
-    `vectorize=False`. Otherwise, once LLVM fully unrolls a short inner loop (a dim of 3), it
+    Loop nests are built so that the innermost loop is the one to vectorise; outer loops, and
+    loops that are vectorised by hand, are kept `as_written`: LLVM neither vectorises nor
+    unrolls them. Otherwise, once LLVM fully unrolls a short inner loop (a dim of 3), it
     vectorises the outer loop across rows, with gathers and scatters: slow to compile (seconds
-    for byte-sized elements) and rarely faster."""
+    for byte-sized elements) and rarely faster; and it copies a matmul's tile code for every
+    tile of a known width (seconds of compile time for nothing)."""
     function = b.block.function
     before = b.block
     header = function.append_basic_block(f"{name}.loop")
@@ -164,36 +166,40 @@ def for_range(b: ir.IRBuilder, count: ir.Value, name: str,
     following = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
     index.add_incoming(following, b.block)
     back_edge = b.branch(header)
-    if not vectorize:
-        back_edge.set_metadata("llvm.loop", no_vectorize_loop(b.module, function.name, name))
+    if as_written:
+        back_edge.set_metadata("llvm.loop", as_written_loop(b.module, function.name, name))
     b.position_at_end(after)
 
 
-def no_vectorize_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
-    """A loop ID `!0 = !{!0, !"tflc.loop: ...", !{!"llvm.loop.vectorize.enable", i1 false}}`.
-    LLVM wants each loop's ID to refer to itself; the name keeps each loop's ID its own."""
-    disable = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
-                                   ir.Constant(I1, 0)])
+def as_written_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
+    """A loop ID `!0 = !{!0, !"tflc.loop: ...", !{!"llvm.loop.vectorize.enable", i1 false},
+    !{!"llvm.loop.unroll.disable"}}`. LLVM wants each loop's ID to refer to itself; the name
+    keeps each loop's ID its own."""
+    no_vectors = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
+                                      ir.Constant(I1, 0)])
+    no_unrolling = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
     node = module.add_metadata([ir.MetaDataString(module, f"tflc.loop: {function} {loop}"),
-                                disable])
+                                no_vectors, no_unrolling])
     node.operands = (node, *node.operands)
     return node
 
 
 @contextmanager
 def loop_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], prefix: str = "i",
-              inner_loops: bool = False) -> Iterator[tuple[list[ir.Value], Index]]:
+              inner_loops: bool = False, starts: list[ir.Value] | None = None
+              ) -> Iterator[tuple[list[ir.Value], Index]]:
     """Loops over `shape` (row-major); yields each operand's element offset and the index.
-    Offsets are built up one loop level at a time, so outer terms stay out of inner loops.
+    Offsets are built up one loop level at a time, so outer terms stay out of inner loops; they
+    begin at the operands' layout offsets, or at `starts` (offsets from enclosing loops).
     Only the innermost loop may vectorise, none with `inner_loops` (the body has its own)."""
     b = k.b
-    offsets = [k.offset(op.layout) for op in operands]
+    offsets = starts if starts is not None else [k.offset(op.layout) for op in operands]
     sizes = tuple(k.dim(size) for size in shape)
     loops = []
     with ExitStack() as stack:
         for d, size in enumerate(sizes):
             innermost = d == len(sizes) - 1 and not inner_loops
-            i = stack.enter_context(for_range(b, size, f"{prefix}{d}", vectorize=innermost))
+            i = stack.enter_context(for_range(b, size, f"{prefix}{d}", as_written=not innermost))
             loops.append(i)
             offsets = [add_scaled(k, offset, i, op.layout.strides[d])
                        for offset, op in zip(offsets, operands)]

@@ -33,12 +33,13 @@ from ...ir.ops.reduce import reduced_axes
 from ...ir.ops.shape import permutation, slice_bounds
 from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
-from ...ir.types import NUMPY_DTYPES, Dim, dim_product, eval_dim
-from . import kernels, matmul
+from ...ir.types import Dim, TensorType, dim_product, eval_dim
+from . import kernels, matmul, reductions
 from .kernels import PTR, Buffer, Kernel, add, evaluate_dim
 from .layout import Layout, contiguous
 from .elementwise import SCALAR
-from .scalar import BYTES, I8, I64, const, is_float, llvm_type
+from .fused import lower_fused
+from .scalar import BYTES, I8, I64, const, llvm_type
 from .target import Target
 
 SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
@@ -91,8 +92,7 @@ class Lowerer:
         for value in func.args:
             self.names.define(value)
         for op in func.ops:
-            for result in op.results:
-                self.names.define(result)
+            self.define_names(op)
 
         params = [self.names[v] for v in func.args]
         params += [f"{out.step}.{out.label}" if out.step else f"{out.label}.out"
@@ -121,6 +121,16 @@ class Lowerer:
         self.scratch_end: ir.Value = ir.Constant(I64, 0)
         self._dims: dict[Dim, ir.Value] = {}
 
+    def define_names(self, op: Op) -> None:
+        """Names as `tflc dump` prints them: results, then a region's arguments and ops."""
+        for result in op.results:
+            self.names.define(result)
+        if op.region is not None:
+            for arg in op.region.args:
+                self.names.define(arg)
+            for inner in op.region.ops:
+                self.define_names(inner)
+
     # -- what lowerings use ----------------------------------------------------------------------
 
     def buffer(self, value: Value) -> Buffer:
@@ -129,22 +139,25 @@ class Lowerer:
     def storage(self, value: Value) -> Buffer:
         """A fresh dense buffer for `value`: its output buffer when it is an output, else a
         scratch slot."""
-        layout = contiguous(value.type.shape)
         param = self.unclaimed.pop(value, None)
         if param is not None:
-            buffer = Buffer(param, value.type.dtype, layout, self.names[value])
+            buffer = Buffer(param, value.type.dtype, contiguous(value.type.shape),
+                            self.names[value])
         else:
-            nbytes = dim_product((*value.type.shape, BYTES[value.type.dtype]))
-            self.slots.append(nbytes)
-            start = self.scratch_end
-            size = self.b.and_(self.b.add(self.dim(nbytes), ir.Constant(I64, SCRATCH_ALIGN - 1)),
-                               ir.Constant(I64, -SCRATCH_ALIGN))
-            self.scratch_end = add(self.b, start, size)
-            base = self.b.gep(self.scratch, [start], inbounds=True, source_etype=I8,
-                              name=self.names[value])
-            buffer = Buffer(base, value.type.dtype, layout, self.names[value])
+            buffer = self.temporary(value.type, self.names[value])
         self.env[value] = buffer
         return buffer
+
+    def temporary(self, type_: TensorType, name: str) -> Buffer:
+        """A scratch slot for a value of that type."""
+        nbytes = dim_product((*type_.shape, BYTES[type_.dtype]))
+        self.slots.append(nbytes)
+        start = self.scratch_end
+        size = self.b.and_(self.b.add(self.dim(nbytes), ir.Constant(I64, SCRATCH_ALIGN - 1)),
+                           ir.Constant(I64, -SCRATCH_ALIGN))
+        self.scratch_end = add(self.b, start, size)
+        base = self.b.gep(self.scratch, [start], inbounds=True, source_etype=I8, name=name)
+        return Buffer(base, type_.dtype, contiguous(type_.shape), name)
 
     def dim(self, d: Dim) -> ir.Value:
         if d not in self._dims:
@@ -219,17 +232,6 @@ def lower_elementwise(lw: Lowerer, op: Op) -> None:
     lw.call(k)
 
 
-COMBINERS = {"sum": "add", "prod": "mul", "max": "maximum", "min": "minimum"}
-
-
-def identity(opcode: str, dtype: str):
-    """The start of an accumulation: -0.0 for float sums, since -0.0 + x is x even for -0.0."""
-    if is_float(dtype):
-        return {"sum": -0.0, "prod": 1.0, "max": -np.inf, "min": np.inf}[opcode]
-    info = np.iinfo(NUMPY_DTYPES[dtype])
-    return {"sum": 0, "prod": 1, "max": info.min, "min": info.max}[opcode]
-
-
 def lower_reduce(lw: Lowerer, op: Op) -> None:
     """Accumulates into the result in x's memory order: the result, seen with x's shape and
     stride 0 along the reduced axes, is combined with every element of x."""
@@ -240,20 +242,15 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
     out = lw.storage(op.result)
     kept = tuple(1 if i in axes else d for i, d in enumerate(x_value.type.shape))
     accumulator = out.view(contiguous(kept).broadcast_to(x_value.type.shape))
-    fast = lw.options.fast_math and is_float(dtype) and op.opcode in ("sum", "prod")
-    emit = SCALAR[COMBINERS[op.opcode]]
     name = lw.name(op.result)
 
-    def combine(s, values, index):
+    def body(s, values, index):
         acc, element = values
-        if fast:  # reassociation lets LLVM vectorise the reduction
-            instruction = s.b.fadd if op.opcode == "sum" else s.b.fmul
-            return [instruction(acc, element, name=name, flags=("reassoc", "contract"))]
-        return [emit(s, [acc, element], (dtype, dtype), {}, name)]
+        return [reductions.combine(s, op.opcode, acc, element, dtype, lw.options.fast_math, name)]
 
     k = lw.kernel(name, [out, x])
-    kernels.fill(k, k.operand(out), const(dtype, identity(op.opcode, dtype)))
-    kernels.elementwise(k, [k.operand(accumulator)], [k.operand(x)], combine, accumulate=True)
+    kernels.fill(k, k.operand(out), reductions.identity(op.opcode, dtype))
+    kernels.elementwise(k, [k.operand(accumulator)], [k.operand(x)], body, accumulate=True)
     lw.call(k)
 
 
@@ -273,30 +270,11 @@ def lower_argreduce(lw: Lowerer, op: Op) -> None:
 
 
 def lower_matmul(lw: Lowerer, op: Op) -> None:
-    """1-D operands become a row ([1, K], left) or a column ([K, 1], right) with stride 0 along
-    the added dim; the result's buffer gets the same dim back for the kernel."""
     a, b = (lw.buffer(v) for v in op.operands)
-    a_layout, b_layout = a.layout, b.layout
     out = lw.storage(op.result)
-    out_layout = out.layout
-    if a_layout.rank == 1:
-        a_layout = Layout((1,) + a_layout.shape, (0,) + a_layout.strides, a_layout.offset)
-        out_layout = insert_unit_dim(out_layout, out_layout.rank - (b_layout.rank > 1))
-    if b_layout.rank == 1:
-        b_layout = Layout(b_layout.shape + (1,), b_layout.strides + (0,), b_layout.offset)
-        out_layout = insert_unit_dim(out_layout, out_layout.rank)
-    batch = out_layout.shape[:-2]
-    a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
-    b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
     k = lw.kernel(lw.name(op.result), [out, a, b])
-    matmul.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
-                  lw.options.vector_bytes)
+    matmul.emit(k, out, a, b, lw.options.vector_bytes)
     lw.call(k)
-
-
-def insert_unit_dim(layout: Layout, position: int) -> Layout:
-    return Layout(layout.shape[:position] + (1,) + layout.shape[position:],
-                  layout.strides[:position] + (0,) + layout.strides[position:], layout.offset)
 
 
 def lower_reshape(lw: Lowerer, op: Op) -> None:
@@ -460,4 +438,5 @@ LOWERINGS: dict[str, Lowering] = {
     "shape": lower_shape,
     "rng_uniform": lower_rng_uniform,
     "const": lower_const,
+    "fused": lower_fused,
 }

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .kernels import Kernel, Operand, add_scaled, element, for_range, loop_nest
+from .kernels import Buffer, Kernel, Operand, add_scaled, element, for_range, loop_nest
 from ...ir.types import Dim
 from .layout import Layout, collapse
 from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
@@ -38,6 +38,30 @@ class Tiling:
 
     def depth(self, dtype: str) -> int:
         return max(self.depth_bytes // (self.columns * BYTES[dtype]), 1)
+
+
+def emit(k: Kernel, out: Buffer, a: Buffer, b: Buffer, vector_bytes: int) -> None:
+    """out = a @ b in kernel k, for buffers of the op's operand and result types. 1-D operands
+    become a row ([1, K], left) or a column ([K, 1], right) with stride 0 along the added dim;
+    the result gets the same dim back for the kernel."""
+    a_layout, b_layout = a.layout, b.layout
+    out_layout = out.layout
+    if a_layout.rank == 1:
+        a_layout = Layout((1,) + a_layout.shape, (0,) + a_layout.strides, a_layout.offset)
+        out_layout = insert_unit_dim(out_layout, out_layout.rank - (b_layout.rank > 1))
+    if b_layout.rank == 1:
+        b_layout = Layout(b_layout.shape + (1,), b_layout.strides + (0,), b_layout.offset)
+        out_layout = insert_unit_dim(out_layout, out_layout.rank)
+    batch = out_layout.shape[:-2]
+    a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
+    b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
+    matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
+           vector_bytes)
+
+
+def insert_unit_dim(layout: Layout, position: int) -> Layout:
+    return Layout(layout.shape[:position] + (1,) + layout.shape[position:],
+                  layout.strides[:position] + (0,) + layout.strides[position:], layout.offset)
 
 
 def choose_tiling(width: int, columns: Dim) -> Tiling:
@@ -101,14 +125,14 @@ class Gemm:
         """C[rows, cols] with i-k-j loops; the j loops vectorise where B and C rows are dense."""
         b, s, dtype = self.b, self.s, self.dtype
         rows, cols = b.sub(row_end, row_start), b.sub(col_end, col_start)
-        with for_range(b, rows, "i", vectorize=False) as i_local:
+        with for_range(b, rows, "i", as_written=True) as i_local:
             i = b.add(i_local, row_start)
             with for_range(b, cols, "j") as j_local:
                 j = b.add(j_local, col_start)
                 c_ptr = element(self.k, self.c, self.offset(self.c0, i, self.c_si, j, self.c_sj))
                 s.store(ir.Constant(llvm_type(dtype), -0.0 if is_float(dtype) else 0), c_ptr,
                         dtype)
-            with for_range(b, self.depth, "k", vectorize=False) as kk:
+            with for_range(b, self.depth, "k", as_written=True) as kk:
                 a_ik = s.load(element(self.k, self.a, self.offset(self.a0, i, self.a_si, kk,
                                                                   self.a_sk)), dtype, self.a.name)
                 with for_range(b, cols, "j") as j_local:
@@ -132,13 +156,13 @@ class Gemm:
         blocks = b.udiv(b.add(self.depth, ir.Constant(I64, tiling.depth(dtype) - 1)), block)
         row_tiles = b.udiv(b.sub(rows[1], rows[0]), ir.Constant(I64, tiling.rows))
         col_tiles = b.udiv(b.sub(columns[1], columns[0]), ir.Constant(I64, tiling.columns))
-        with for_range(b, blocks, "kb", vectorize=False) as kb:
+        with for_range(b, blocks, "kb", as_written=True) as kb:
             k_start = b.mul(kb, block)
             k_count = b.select(b.icmp_unsigned("<", b.sub(self.depth, k_start), block),
                                b.sub(self.depth, k_start), block)
-            with for_range(b, row_tiles, "ib", vectorize=False) as ib:
+            with for_range(b, row_tiles, "ib", as_written=True) as ib:
                 i = b.add(rows[0], b.mul(ib, ir.Constant(I64, tiling.rows)))
-                with for_range(b, col_tiles, "jb", vectorize=False) as jb:
+                with for_range(b, col_tiles, "jb", as_written=True) as jb:
                     j = b.add(columns[0], b.mul(jb, ir.Constant(I64, tiling.columns)))
                     self.tile(i, j, kb, k_start, k_count, accumulators, vector, tiling)
 
@@ -159,7 +183,7 @@ class Gemm:
                 for row, ptrs in zip(accumulators, c_ptrs):
                     for acc, ptr in zip(row, ptrs):
                         b.store(b.load(ptr, typ=vector, align=BYTES[self.dtype]), acc)
-        with for_range(b, k_count, "k", vectorize=False) as k_local:
+        with for_range(b, k_count, "k", as_written=True) as k_local:
             kk = b.add(k_start, k_local)
             b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
             b_vectors = [b.load(element(k, self.b_, b.add(b_row, ir.Constant(I64, v * width))),
