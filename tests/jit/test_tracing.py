@@ -131,7 +131,10 @@ def test_static_arguments_are_python_values():
     assert g.stats()["compiles"] == 2  # scale is a weak run-time scalar
     assert g.stats()["reasons"][1] == "static argument activation: 'relu' → 'none'"
 
-    powers = tflc.jit(lambda x, n: [x ** i for i in range(n)], static_argnums=1)
+    @tflc.jit(static_argnums=1)
+    def powers(x, n):
+        return [x ** i for i in range(n)]
+
     assert len(powers(X, 3)) == 3
 
 
