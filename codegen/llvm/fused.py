@@ -90,6 +90,10 @@ class FusedKernel:
                 x = inner.operands[0].type
                 self.best[inner] = lw.temporary(inner.result.type.with_dtype(x.dtype),
                                                 f"{lw.name(inner.result)}.best")
+        self.packed = None
+        if self.matmul is not None:
+            self.packed = lw.packing_buffer(self.matmul_operand(self.matmul.operands[1]),
+                                            lw.name(self.matmul.result))
         if self.matmul is not None and self.matmul.result not in self.buffers:
             in_place = next((storage for value, storage in self.yields
                              if value.type == self.matmul.result.type), None)
@@ -178,10 +182,12 @@ class FusedKernel:
         name = lw.name(self.op.results[0])
         inputs = [lw.buffer(v) for v in (*self.op.operands, *self.outer_values())]
         k = lw.kernel(name, [*inputs, *(storage for _, storage in self.yields),
-                             *self.buffers.values(), *self.best.values()])
+                             *self.buffers.values(), *self.best.values(),
+                             *([self.packed] if self.packed else [])])
         if self.matmul is not None:
             a, b = (self.matmul_operand(u) for u in self.matmul.operands)
-            matmul.emit(k, self.buffers[self.matmul.result], a, b, lw.options.vector_bytes)
+            matmul.emit(k, self.buffers[self.matmul.result], a, b, lw.options.vector_bytes,
+                        self.packed)
         loops = self.loops()
         keys = list(dict.fromkeys(key for loop in loops for key in loop.keys))
         layouts = {key: self.layout(*key) for key in keys}

@@ -159,6 +159,11 @@ class Lowerer:
         base = self.b.gep(self.scratch, [start], inbounds=True, source_etype=I8, name=name)
         return Buffer(base, type_.dtype, contiguous(type_.shape), name)
 
+    def packing_buffer(self, b: Buffer, name: str) -> Buffer | None:
+        """Scratch for the dense copy of a matmul's B, where it needs one (matmul.py)."""
+        packed = matmul.packed_type(b)
+        return None if packed is None else self.temporary(packed, f"{name}.packed")
+
     def dim(self, d: Dim) -> ir.Value:
         if d not in self._dims:
             self._dims[d] = evaluate_dim(self.b, d, self.sizes)
@@ -272,8 +277,9 @@ def lower_argreduce(lw: Lowerer, op: Op) -> None:
 def lower_matmul(lw: Lowerer, op: Op) -> None:
     a, b = (lw.buffer(v) for v in op.operands)
     out = lw.storage(op.result)
-    k = lw.kernel(lw.name(op.result), [out, a, b])
-    matmul.emit(k, out, a, b, lw.options.vector_bytes)
+    packed = lw.packing_buffer(b, lw.name(op.result))
+    k = lw.kernel(lw.name(op.result), [out, a, b] + ([packed] if packed else []))
+    matmul.emit(k, out, a, b, lw.options.vector_bytes, packed)
     lw.call(k)
 
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
-from .kernels import Buffer, Kernel, Operand, add_scaled, element, for_range, loop_nest
-from ...ir.types import Dim
+from .kernels import (Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
+                      loop_nest)
+from ...ir.types import Dim, TensorType
 from .layout import Layout, collapse
 from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
 
@@ -40,10 +41,24 @@ class Tiling:
         return max(self.depth_bytes // (self.columns * BYTES[dtype]), 1)
 
 
-def emit(k: Kernel, out: Buffer, a: Buffer, b: Buffer, vector_bytes: int) -> None:
-    """out = a @ b in kernel k, for buffers of the op's operand and result types. 1-D operands
-    become a row ([1, K], left) or a column ([K, 1], right) with stride 0 along the added dim;
-    the result gets the same dim back for the kernel."""
+def packed_type(b: Buffer) -> TensorType | None:
+    """The type of the dense copy of B that the tiled path needs when B's rows are not
+    contiguous (a transposed weight: dx = g @ W^T), or None. The caller provides the buffer."""
+    if is_float(b.dtype) and b.layout.rank >= 2 and b.layout.strides[-1] != 1:
+        return TensorType(b.dtype, b.layout.shape)
+    return None
+
+
+def emit(k: Kernel, out: Buffer, a: Buffer, b: Buffer, vector_bytes: int,
+         packed: Buffer | None = None) -> None:
+    """out = a @ b in kernel k, for buffers of the op's operand and result types (and B's dense
+    copy, see `packed_type`). 1-D operands become a row ([1, K], left) or a column ([K, 1],
+    right) with stride 0 along the added dim; the result gets the same dim back for the kernel.
+    Copying B costs K x N moves; the tiled path it allows is many times faster than the strided
+    one for every row of A."""
+    if packed is not None:
+        elementwise(k, [k.operand(packed)], [k.operand(b)], lambda s, values, index: values)
+        b = packed
     a_layout, b_layout = a.layout, b.layout
     out_layout = out.layout
     if a_layout.rank == 1:

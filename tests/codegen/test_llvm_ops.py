@@ -292,22 +292,26 @@ def test_matmul(dtype):
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 def test_matmul_tiles_edges_and_blocks(dtype):
     """Sizes that leave row and column edges beside the register tiles, and more k steps than
-    one cache block; a transposed B takes the simple path, which must give the same bits."""
+    one cache block. A transposed B is copied dense and tiled too; a vector B takes the simple
+    path, which must give the same bits as the tiles."""
     def build(b, v):
         return {"tiled": b.emit("matmul", v["a"], v["b"]),
-                "simple": b.emit("matmul", v["a"], b.emit("transpose", v["bt"])),
+                "vector": b.emit("matmul", v["a"], v["b0"]),
+                "transposed": b.emit("matmul", v["a"], b.emit("transpose", v["bt"])),
                 "batched": b.emit("matmul", v["c"], v["d"]),
                 "narrow": b.emit("matmul", v["a"], v["e"])}
 
-    func = function({"a": (dtype, ("N", 300)), "b": (dtype, (300, 70)),
+    func = function({"a": (dtype, ("N", 300)), "b": (dtype, (300, 70)), "b0": (dtype, (300,)),
                      "bt": (dtype, (70, 300)), "c": (dtype, (2, "N", 37)),
                      "d": (dtype, (37, 40)), "e": (dtype, (300, 10))}, build)
     compiled = compile(func)
     for n in BATCHES:
         args = args_for(func)({"N": n})
-        args[2] = np.ascontiguousarray(args[1].T)
+        args[2] = np.ascontiguousarray(args[1][:, 0])
+        args[3] = np.ascontiguousarray(args[1].T)
         got = compiled({"N": n}, args)
-        np.testing.assert_array_equal(got[0], got[1])
+        np.testing.assert_array_equal(got[0][:, 0], got[1])
+        np.testing.assert_array_equal(got[0], got[2])
         for g, want in zip(got, reference(func, {"N": n}, args)):
             np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-4)
 
