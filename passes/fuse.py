@@ -24,10 +24,10 @@ import heapq
 from dataclasses import dataclass, field
 
 from ..ir import Function, Op, Output, Value
-from ..ir.printer import Namer
-from ..ir.registry import get, normalize_axis
 from ..ir.ops.reduce import reduced_axes
 from ..ir.ops.shape import permutation
+from ..ir.printer import Namer
+from ..ir.registry import get, normalize_axis
 
 # Ops that launch no kernel: constants are data, `reshape` reinterprets a contiguous buffer and
 # `shape` reads a size.

@@ -19,8 +19,8 @@ from tflc.ir.registry import get
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
 from tflc.passes.fuse import fuse
 from tflc.passes.manager import run_pipeline
-from tflc.passes.plan_memory import memory_plan, memory_report, plan_memory
 from tflc.passes.pipeline import select_entry
+from tflc.passes.plan_memory import memory_plan, memory_report, plan_memory
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.tfl"))
 

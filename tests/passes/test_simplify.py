@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tflc.codegen import numpy_backend
-from tflc.ir import Builder, Function, Output, TensorType, Value, parse_function, print_function
-from tflc.ir import ShapeError, verify
+from tflc.ir import (Builder, Function, Output, ShapeError, TensorType, Value, parse_function,
+                     print_function, verify)
 from tflc.ir.registry import broadcast_shapes
 from tflc.passes.inline import inline
 from tflc.passes.simplify import FOLD_LIMIT, simplify
