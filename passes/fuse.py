@@ -176,6 +176,14 @@ def kernel_space(op: Op) -> Space:
                 raise ValueError(f"fused[kind={op.attrs['kind']}]: {inner.opcode}: {reason}")
     if space is None or space.kind != op.attrs["kind"]:
         raise ValueError(f"fused[kind={op.attrs['kind']}] holds a {space} kernel")
+    yielded = {out.value for out in region.outputs}
+    for inner in region.ops:
+        if inner.opcode != "transpose":
+            continue
+        users = [u.opcode for u in region.ops if inner.result in u.operands]
+        if inner.result in yielded or users != ["matmul"] or inner.operands[0] not in region.args:
+            raise ValueError(f"fused[kind={op.attrs['kind']}]: a transpose must be the "
+                             "matmul's operand, read from a region argument")
     return space
 
 
@@ -215,6 +223,7 @@ class _Grouping:
                 reason = self.merge(p, i)
                 if reason is not None:
                     self.refusals.setdefault((p, i), reason)
+        self.join_siblings()
 
     def find(self, i: int) -> int:
         while self.parent[i] != i:
@@ -232,24 +241,37 @@ class _Grouping:
         if op_space(self.ops[p]).kind == "transpose" and (self.users[self.ops[p].result] != [c]
                                                           or self.ops[p].result in self.outputs):
             return "the transposed value is used elsewhere too, so it is written out"
-        gp, gc = self.find(p), self.find(c)
-        if gp == gc:
+        return self.join(self.find(p), self.find(c))
+
+    def join(self, a: int, b: int) -> str | None:
+        """Makes kernels a and b one, or says why they cannot be."""
+        if a == b:
             return None
-        space = combine(self.groups[gp].space, self.groups[gc].space)
+        space = combine(self.groups[a].space, self.groups[b].space)
         if isinstance(space, str):
             return f"the kernels would not fit together: {space}"
-        for a, b in ((gp, gc), (gc, gp)):
-            reason = self.edge_reason(a, b)
+        for source, target in ((a, b), (b, a)):
+            reason = self.edge_reason(source, target)
             if reason is not None:
                 return reason
-        if self.reaches_through_another(gp, gc):
+        if self.reaches_through_another(a, b) or self.reaches_through_another(b, a):
             return "another kernel uses the producer's kernel and feeds the consumer's " \
                    "(fusing them would make a cycle)"
-        keep, gone = min(gp, gc), max(gp, gc)
+        keep, gone = min(a, b), max(a, b)
         self.parent[gone] = keep
         self.groups[keep] = _Group(space, sorted(self.groups[keep].members
                                                  + self.groups.pop(gone).members))
         return None
+
+    def join_siblings(self) -> None:
+        """Kernels reading the same value over the same space become one, so the value is read
+        once (softmax's row kernel and an argmax of the same logits), where no path runs from
+        one to the other."""
+        for users in self.users.values():
+            kernels = [g for g in dict.fromkeys(self.find(u) for u in users)
+                       if g in self.groups and self.groups[g].space.kind != "transpose"]
+            for other in kernels[1:]:
+                self.join(self.find(kernels[0]), self.find(other))
 
     def edge_reason(self, source: int, target: int) -> str | None:
         """Why some edge from kernel `source` into kernel `target` cannot be inside a kernel."""

@@ -20,6 +20,7 @@ place); `memory_plan(func)` is the plan for that order, a pure function of it th
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,6 +218,7 @@ def memory_report(func: Function, sizes: dict[str, int]) -> str:
              f"{len(stored)} values; {sum(size(v) for v in stored):,} bytes without reuse)",
              f"  peak live    {live[peak_at]:>14,} bytes (at op {peak_at}: {ops[peak_at].opcode})"
              if ops else "  peak live                 0 bytes"]
-    updates = [f"{param.name}" for param in plan.in_place.values()]
-    lines.append("  in place     " + (", ".join(updates) if updates else "none"))
+    updates = ", ".join(param.name for param in plan.in_place.values()) or "none"
+    lines += textwrap.wrap(updates, 100, initial_indent="  in place     ",
+                           subsequent_indent=" " * 15, break_on_hyphens=False)
     return "\n".join(lines) + "\n"
