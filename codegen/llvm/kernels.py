@@ -172,16 +172,19 @@ def for_range(b: ir.IRBuilder, count: ir.Value, name: str,
 
 
 def as_written_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
-    """A loop ID `!0 = !{!0, !"tflc.loop: ...", !{!"llvm.loop.vectorize.enable", i1 false},
-    !{!"llvm.loop.unroll.disable"}}`. LLVM wants each loop's ID to refer to itself; the name
-    keeps each loop's ID its own."""
-    no_vectors = module.add_metadata([ir.MetaDataString(module, "llvm.loop.vectorize.enable"),
-                                      ir.Constant(I1, 0)])
-    no_unrolling = module.add_metadata([ir.MetaDataString(module, "llvm.loop.unroll.disable")])
-    node = module.add_metadata([ir.MetaDataString(module, f"tflc.loop: {function} {loop}"),
-                                no_vectors, no_unrolling])
-    node.operands = (node, *node.operands)
-    return node
+    """A loop ID `!0 = !{!0, !{!"tflc.loop", !"FUNCTION LOOP"}, !{!"llvm.loop.vectorize.enable",
+    i1 false}, !{!"llvm.loop.unroll.disable"}}`. LLVM wants each loop's ID to refer to itself,
+    and every other operand to be a node (a bare string there aborts LLVM); the name, numbered,
+    keeps each loop's ID its own (llvmlite reuses equal nodes)."""
+    def node(*operands):
+        return module.add_metadata([ir.MetaDataString(module, o) if isinstance(o, str) else o
+                                    for o in operands])
+
+    loop_id = node(node("tflc.loop", f"{function} {loop} #{len(module.metadata)}"),
+                   node("llvm.loop.vectorize.enable", ir.Constant(I1, 0)),
+                   node("llvm.loop.unroll.disable"))
+    loop_id.operands = (loop_id, *loop_id.operands)
+    return loop_id
 
 
 @contextmanager
