@@ -14,6 +14,12 @@ the registry, so the op registry stays the one definition of what an op means), 
 Every result is converted to its IR dtype as an array (NumPy returns scalars for 0-d results and
 may widen integers), so this backend is the reference the others are compared with. Errors are
 IEEE: NaN and infinities, no warnings. It is also what `tflc dump --emit python` prints.
+
+With `debug_nans=True` the code checks every float argument when the run starts and every float
+op result as it is made (`v0 = check_finite(0, np.asarray(...), x, W1)`); the first NaN or
+infinity stops the run with a `tflc.Error` at the op's source line (a gradient op carries its
+forward op's), naming the op, the offending elements and a summary of the op's operands.
+Constants are not checked: an `inf` written in the source is meant.
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ import numpy as np
 
 from ..ir import registry
 from ..ir.core import Function, Op, Value
+from ..ir.errors import Error
 from ..ir.printer import print_function
-from ..ir.types import NUMPY_DTYPES, Dim
+from ..ir.types import NUMPY_DTYPES, Dim, dtype_of_numpy
 
 INDENT = "    "
 # Names the generated code itself uses; values and dims are renamed around them.
-RESERVED = frozenset({"np", "sizes", "args", "run", *keyword.kwlist})
+RESERVED = frozenset({"np", "sizes", "args", "run", "check_finite", *keyword.kwlist})
 
 
 class _Names:
@@ -167,10 +174,20 @@ def _dtype(value: Value) -> str:
 
 
 class _Emitter:
-    def __init__(self, func: Function, reserved):
+    def __init__(self, func: Function, reserved, debug_nans: bool = False):
         self.names = _Names(reserved)
         self.lines: list[str] = []
         self.func = func
+        self.debug_nans = debug_nans
+        self.sites: list[Site] = []  # what each check_finite(site, ...) checks, by number
+
+    def checked(self, expr: str, value: Value, op: Op | None) -> str:
+        """`expr`, wrapped in a NaN/Inf check when debugging and the value is a float."""
+        if not (self.debug_nans and value.type.is_float):
+            return expr
+        self.sites.append(Site(op, value))
+        operands = [self.names[v] for v in op.operands] if op is not None else []
+        return f"check_finite({', '.join([str(len(self.sites) - 1), expr, *operands])})"
 
     def emit_op(self, op: Op, indent: str) -> None:
         if op.region is not None:
@@ -181,7 +198,7 @@ class _Emitter:
         if op.opcode == "const":
             expr = _array(np.asarray(op.attrs["value"], NUMPY_DTYPES[result.type.dtype]))
         else:
-            expr = f"np.asarray({self.call(op)}, {_dtype(result)})"
+            expr = self.checked(f"np.asarray({self.call(op)}, {_dtype(result)})", result, op)
         target = self.names.values.get(result) or self.names.define(result)
         line = f"{indent}{target} = {expr}"
         self.lines.append(line + (f"  # {op.loc}" if op.loc is not None else ""))
@@ -221,6 +238,8 @@ class _Emitter:
             names = [self.names.define(arg) for arg in func.args]
             target = ", ".join(names) + ("," if len(names) == 1 else "")
             lines.append(f"{INDENT}{target} = args")
+            lines += [f"{INDENT}{self.checked(self.names[arg], arg, None)}"
+                      for arg in func.args if self.debug_nans and arg.type.is_float]
         if func.ops:
             lines.append(f'{INDENT}with np.errstate(all="ignore"):')
             for op in func.ops:
@@ -231,8 +250,12 @@ class _Emitter:
         return lines
 
 
-def emit(func: Function) -> str:
+def emit(func: Function, debug_nans: bool = False) -> str:
     """The standalone Python module computing `func` (see the module docstring)."""
+    return _generate(func, debug_nans)[0]
+
+
+def _generate(func: Function, debug_nans: bool) -> tuple[str, list[Site]]:
     references = _references(func)
     for value in _typed_values(func):
         unknown = [s for s in value.type.symbols if s not in func.dims]
@@ -246,9 +269,11 @@ def emit(func: Function) -> str:
               '"""\n\nimport numpy as np')
     parts = [header]
     parts += [inspect.getsource(reference).rstrip() for reference in references]
-    emitter = _Emitter(func, reserved=[reference.__name__ for reference in references])
+    if debug_nans:
+        parts.append(inspect.getsource(check_finite).rstrip())
+    emitter = _Emitter(func, [reference.__name__ for reference in references], debug_nans)
     parts.append("\n".join(emitter.run_function()))
-    return "\n\n\n".join(parts) + "\n"
+    return "\n\n\n".join(parts) + "\n", emitter.sites
 
 
 def _typed_values(func: Function):
@@ -264,20 +289,91 @@ class Compiled:
     func: Function
     source: str
     run: Callable
+    sites: tuple[Site, ...] = ()  # with debug_nans: what each check checks
 
     def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
-        return self.run(sizes, args)
+        if not self.sites:
+            return self.run(sizes, args)
+        try:
+            return self.run(sizes, args)
+        except FloatingPointError as e:  # raised by check_finite, nothing else (errstate)
+            site, result, operands = e.args
+            raise self.sites[site].error(result, operands) from None
 
 
 _compiled_count = count()
 
 
-def compile(func: Function) -> Compiled:  # noqa: A001  (the backend contract's name)
-    source = emit(func)
+def compile(func: Function, debug_nans: bool = False) -> Compiled:  # noqa: A001  (contract)
+    source, sites = _generate(func, debug_nans)
     filename = f"<tflc numpy @{func.name} #{next(_compiled_count)}>"
     # Registered so that a traceback through generated code shows its lines.
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {}
     exec(builtins.compile(source, filename, "exec"), namespace)
-    return Compiled(func, source, namespace["run"])
+    return Compiled(func, source, namespace["run"], tuple(sites))
+
+
+# -- debug_nans ----------------------------------------------------------------------------------
+
+def check_finite(site, result, *operands):
+    """debug_nans: stops the run at the first value holding a NaN or an infinity."""
+    if not np.isfinite(result).all():
+        raise FloatingPointError(site, result, operands)
+    return result
+
+
+SHOWN = 3  # offending elements shown in a debug_nans error
+
+
+@dataclass(frozen=True)
+class Site:
+    """A checked value: the result of `op`, or (op None) an argument of the function."""
+
+    op: Op | None
+    value: Value
+
+    def error(self, result: np.ndarray, operands: tuple) -> Error:
+        bad = ~np.isfinite(result)
+        kinds = {"NaN": np.isnan(result), "+Inf": np.isposinf(result),
+                 "-Inf": np.isneginf(result)}
+        counts = ", ".join(f"{int(mask.sum())} {kind}" for kind, mask in kinds.items()
+                           if mask.any())
+        shown = ", ".join(f"[{', '.join(str(i) for i in index)}] = {result[tuple(index)]}"
+                          for index in np.argwhere(bad)[:SHOWN]) if result.ndim else \
+            f"the value is {result[()]}"
+        found = f"{int(bad.sum())} of {result.size} elements are not finite ({counts}): {shown}"
+        name = f" '{self.value.name}'" if self.value.name else ""
+        if self.op is None:
+            return Error(f"debug_nans:{name} {_shape(result)} holds NaN or Inf when the run "
+                         f"starts: {found}", hint="it was fed so, restored from a checkpoint, or "
+                                                  "made by a run without debug_nans")
+        notes = tuple((f"operand {n}{_named(value)}: {_summary(array)}", None)
+                      for n, (value, array) in enumerate(zip(self.op.operands, operands), 1))
+        return Error(f"debug_nans: `{self.op.opcode}` made NaN or Inf in its result{name} "
+                     f"{_shape(result)}: {found}", self.op.loc, notes=notes,
+                     hint="an op not written on that line is part of its gradient "
+                          "(gradient ops carry the line of the op they differentiate)")
+
+
+def _shape(array: np.ndarray) -> str:
+    return f"{dtype_of_numpy(array.dtype) or array.dtype}[{','.join(map(str, array.shape))}]"
+
+
+def _named(value: Value) -> str:
+    return f" '{value.name}'" if value.name else ""
+
+
+def _summary(array: np.ndarray) -> str:
+    """dtype and shape, min and max, and whether it holds NaN or Inf."""
+    if array.size == 0:
+        return f"{_shape(array)}, empty"
+    if array.dtype.kind == "b":
+        return f"{_shape(array)}, {int(array.sum())} true"
+    finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+    span = f"min {finite.min()}, max {finite.max()}" if finite.size else "no finite element"
+    flags = [kind for kind, present in (("NaN", np.isnan(array).any()),
+                                        ("Inf", np.isinf(array).any())) if present]
+    return f"{_shape(array)}, {span}, " + (f"has {' and '.join(flags)}" if flags else
+                                           "no NaN or Inf")
 

@@ -7,18 +7,23 @@ import os
 from .model import Model
 
 
-def load(path: str | os.PathLike, backend: str = "numpy", seed: int = 0) -> Model:
-    """Parses and type-checks a `.tfl` file and returns its model, params initialized."""
+def load(path: str | os.PathLike, backend: str = "numpy", seed: int = 0,
+         debug_nans: bool | None = None) -> Model:
+    """Parses and type-checks a `.tfl` file and returns its model, params initialized.
+    `debug_nans` (default: the environment's TFLC_DEBUG_NANS) stops a run at the first op that
+    makes a NaN or an infinity."""
     from ..frontend import parse_file
 
-    return Model(parse_file(os.fspath(path)), backend=backend, seed=seed)
+    return Model(parse_file(os.fspath(path)), backend=backend, seed=seed, debug_nans=debug_nans)
 
 
-def loads(text: str, filename: str = "<string>", backend: str = "numpy", seed: int = 0) -> Model:
+def loads(text: str, filename: str = "<string>", backend: str = "numpy", seed: int = 0,
+          debug_nans: bool | None = None) -> Model:
     """`load` for `.tfl` source held in a string."""
     from ..frontend import parse_source
 
-    return Model(parse_source(text, filename), backend=backend, seed=seed)
+    return Model(parse_source(text, filename), backend=backend, seed=seed,
+                 debug_nans=debug_nans)
 
 
 __all__ = ["Model", "load", "loads"]

@@ -9,6 +9,11 @@
 Each distinct entry (the fetched names, and the step) is compiled the first time it runs and
 cached. Every feed is checked before anything runs (see feeds.py). A step's updates are computed
 from the values before the step and applied together.
+
+With `debug_nans=True` (or the environment variable `TFLC_DEBUG_NANS=1` when `debug_nans` is not
+given) every op's result, forward and gradient, is checked as it is made, and the first NaN or
+infinity stops the run with a `tflc.Error` at the op's line. Only the numpy backend's code checks:
+under debug_nans every backend falls back to it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from .feeds import check_feeds, check_names
 from .init import check_seed, initial_value
 
 COUNTER = "__run"
+DEBUG_NANS = "TFLC_DEBUG_NANS"
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,16 @@ class Entry:
 class Model:
     """A module with its params and state, compiled entry by entry for one backend."""
 
-    def __init__(self, module: Module, *, backend: str = "numpy", seed: int = 0):
+    def __init__(self, module: Module, *, backend: str = "numpy", seed: int = 0,
+                 debug_nans: bool | None = None):
         self.module = module
         self.seed = check_seed(seed)
         self.backend = backend
+        self.debug_nans = debug_nans_from_environment() if debug_nans is None else debug_nans
         self._backend = codegen.backend(backend)
+        self._options = {}
+        if self.debug_nans:  # only the numpy backend's code checks every op
+            self._backend, self._options = codegen.backend("numpy"), {"debug_nans": True}
         self._values = {d.name: initial_value(d, self.seed) for d in module.decls
                         if d.kind in ("param", "state")}
         self._counter = 0
@@ -65,7 +76,8 @@ class Model:
         self._steps = module.function("model").steps
 
     def __repr__(self) -> str:
-        return f"<tflc.Model {self.module.name} ({self.backend}, seed {self.seed})>"
+        debug = ", debug_nans" if self.debug_nans else ""
+        return f"<tflc.Model {self.module.name} ({self.backend}, seed {self.seed}{debug})>"
 
     # -- what the model holds ------------------------------------------------------------------
 
@@ -149,8 +161,7 @@ class Model:
         key = (fetches, step)
         if key not in self._entries:
             function = compile_entry(self.module, fetches, step)
-            self._entries[key] = Entry(fetches, step, function,
-                                       self._backend.compile(function))
+            self._entries[key] = Entry(fetches, step, function, self._backend.compile(function, **self._options))
         return self._entries[key]
 
     def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:
@@ -201,6 +212,17 @@ class Model:
         if self.module.decl(COUNTER) is not None:
             values[COUNTER] = np.array(self._counter, np.int64)
         return values
+
+
+def debug_nans_from_environment() -> bool:
+    """`TFLC_DEBUG_NANS`: 1 (or true, yes, on) turns debug_nans on; unset, empty, 0 (or false,
+    no, off) leave it off."""
+    text = os.environ.get(DEBUG_NANS, "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise Error(f"{DEBUG_NANS}={os.environ[DEBUG_NANS]}: expected 1 (on) or 0 (off)")
 
 
 def counter_value(count: int, seed: int) -> np.ndarray:
