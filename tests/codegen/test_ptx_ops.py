@@ -1,0 +1,402 @@
+"""The cuda backend on every primitive op and on multi-op functions with symbolic dims.
+
+Everywhere the CUDA toolkit is installed: the PTX is generated and `ptxas` accepts it for sm_90
+and sm_80. All cases are merged into one function per architecture (one LLVM build, one ptxas
+run: each costs a fixed ~0.1-0.5 s), so this stays fast.
+
+On a machine with a GPU and pycuda (`@pytest.mark.gpu`, skipped elsewhere with the reason):
+every case runs on the GPU and is compared with the NumPy backend, the reference, at several
+batch sizes (one compiled function serves them all), including sizes that need many blocks.
+"""
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from tflc.codegen import numpy_backend, ptx
+from tflc.codegen.ptx import target
+from tflc.ir import REGISTRY, Builder, Error, Function, Output, TensorType, Value
+from tflc.ir.types import NUMPY_DTYPES, eval_dim
+
+RNG = np.random.default_rng(0)
+DTYPES = ("f32", "f64", "i32", "i64", "bool")
+BATCHES = (1, 7, 100, 3000)
+TOLERANCE = {"f32": dict(rtol=2e-6, atol=1e-6), "f64": dict(rtol=1e-13, atol=1e-13)}
+SUMS = {"f32": dict(rtol=1e-5, atol=1e-5), "f64": dict(rtol=1e-12, atol=1e-12)}
+
+
+def function(name: str, args: dict, build) -> Function:
+    """`build(builder, values)` returns {label: value}; args are {name: (dtype, shape)}."""
+    values = {arg: Value(TensorType(dtype, tuple(shape)), arg)
+              for arg, (dtype, shape) in args.items()}
+    b = Builder()
+    outputs = build(b, values)
+    dims = tuple(dict.fromkeys(s for v in values.values() for s in v.type.symbols))
+    return Function(name, dims, tuple(values.values()), tuple(b.ops),
+                    tuple(Output(label, value) for label, value in outputs.items()))
+
+
+def elementwise_ops(arity: int, dtype: str) -> list[str]:
+    """The registry's elementwise ops of that arity whose type rule accepts `dtype` operands."""
+    names = []
+    for name, opdef in REGISTRY.items():
+        if opdef.kind != "elementwise" or opdef.arity != arity or name in ("cast", "where"):
+            continue
+        try:
+            Builder().emit(name, *[Value(TensorType(dtype, ()))] * arity)
+        except Error:
+            continue
+        names.append(name)
+    return names
+
+
+def random_array(dtype: str, shape, low=-3.0, high=3.0) -> np.ndarray:
+    if dtype == "bool":
+        return RNG.random(shape) < 0.5
+    if dtype in ("i32", "i64"):
+        return RNG.integers(int(low), int(high) + 1, shape).astype(NUMPY_DTYPES[dtype])
+    return RNG.uniform(low, high, shape).astype(NUMPY_DTYPES[dtype])
+
+
+@dataclass
+class Case:
+    func: Function
+    ranges: dict  # arg name → (low, high) of its random values
+    fixed: dict  # arg name → the array to use at every size (then batches is (0,))
+    tolerance: dict | None = None
+    compact: bool = True  # in the default ptxas run (False: same code as another case)
+
+    def args(self, sizes: dict) -> list:
+        return [self.fixed[v.name] if v.name in self.fixed else
+                random_array(v.type.dtype, tuple(eval_dim(d, sizes) for d in v.type.shape),
+                             *self.ranges.get(v.name, (-3, 3)))
+                for v in self.func.args]
+
+
+CASES: dict[str, Case] = {}
+
+
+def case(name: str, args: dict, build, ranges=None, fixed=None, tolerance=None,
+         compact=True) -> None:
+    CASES[name] = Case(function(name, args, build), ranges or {}, fixed or {}, tolerance,
+                       compact and not fixed)
+
+
+# -- elementwise -----------------------------------------------------------------------------------
+
+POSITIVE_ONLY = {"log", "sqrt", "rsqrt"}
+for _dtype in DTYPES:
+    case(f"unary_{_dtype}", {"x": (_dtype, ("N", 5)), "p": (_dtype, ("N", 5))},
+         lambda b, v, d=_dtype: {op: b.emit(op, v["p"] if op in POSITIVE_ONLY else v["x"])
+                                 for op in elementwise_ops(1, d)},
+         ranges={"p": (0.01, 20)})
+
+SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e-30, 88.0, -100.0, 1e10,
+                    1e-40, 0.5])
+for _dtype in ("f32", "f64"):
+    case(f"unary_special_{_dtype}", {"x": (_dtype, (len(SPECIAL),))},
+         lambda b, v, d=_dtype: {op: b.emit(op, v["x"]) for op in elementwise_ops(1, d)
+                                 if op not in ("sin", "cos")},
+         fixed={"x": SPECIAL.astype(NUMPY_DTYPES[_dtype])})
+
+BROADCASTS = [(("N", 3), ("N", 3)), (("N", 3), (3,)), (("N", 1), (1, 3)), ((), ("N", 3)),
+              ((2, "N", 3), ("N", 1)), (("N", 1, 4), (3, 1))]
+for _i, (_a, _b) in enumerate(BROADCASTS):
+    case(f"binary_broadcast_{_i}", {"a": ("f32", _a), "b": ("f32", _b)},
+         lambda b, v: {op: b.emit(op, v["a"], v["b"]) for op in elementwise_ops(2, "f32")},
+         compact=_i == len(BROADCASTS) - 1)
+for _dtype in ("f64", "i32", "i64", "bool"):
+    # small non-negative exponents: NumPy refuses negative integer powers
+    case(f"binary_{_dtype}", {"a": (_dtype, ("N", 1, 4)), "b": (_dtype, (3, 1))},
+         lambda b, v, d=_dtype: {op: b.emit(op, v["a"], v["b"]) for op in elementwise_ops(2, d)},
+         ranges={"a": (-50, 50), "b": (0, 4)})
+
+case("nan_comparisons", {"a": ("f32", (5,)), "b": ("f32", (5,))},
+     lambda b, v: {op: b.emit(op, v["a"], v["b"]) for op in
+                   ("eq", "ne", "lt", "le", "gt", "ge", "maximum", "minimum")},
+     fixed={"a": np.array([np.nan, 1.0, -0.0, np.inf, np.nan], np.float32),
+            "b": np.array([1.0, np.nan, 0.0, np.inf, np.nan], np.float32)})
+_LOW = np.iinfo(np.int32).min
+case("integer_edges", {"a": ("i32", (6,)), "b": ("i32", (6,))},
+     lambda bld, v: {"neg": bld.emit("neg", v["a"]), "abs": bld.emit("abs", v["a"]),
+                     "sign": bld.emit("sign", v["a"]), "square": bld.emit("square", v["a"]),
+                     "add": bld.emit("add", v["a"], v["b"]), "mul": bld.emit("mul", v["a"], v["b"]),
+                     "sub": bld.emit("sub", v["a"], v["b"]),
+                     "maximum": bld.emit("maximum", v["a"], v["b"])},
+     fixed={"a": np.array([_LOW, _LOW, -1, 7, 2, 46341], np.int32),
+            "b": np.array([-1, 1, 3, 0, 31, 2], np.int32)})
+case("where", {"c": ("bool", ("N", 1)), "a": ("f32", (3,)), "b": ("f32", ("N", 3))},
+     lambda b, v: {"w": b.emit("where", v["c"], v["a"], v["b"])})
+for _dtype in DTYPES:
+    case(f"cast_{_dtype}", {"x": (_dtype, ("N", 4))},
+         lambda b, v: {t: b.emit("cast", v["x"], dtype=t) for t in DTYPES},
+         ranges={"x": (-1e4, 1e4)})
+case("cast_special", {"x": ("f32", (9,))},
+     lambda b, v: {t: b.emit("cast", v["x"], dtype=t) for t in ("i32", "i64", "bool", "f64")},
+     fixed={"x": np.array([np.nan, np.inf, -np.inf, 3e9, -3e9, 2.9, -2.9, -0.0, 1e19],
+                          np.float32)})
+
+# -- reductions ------------------------------------------------------------------------------------
+
+# None and [1, 2] reduce rows of symbolic or static length along the last axis (a block or a
+# warp per output); 0, 1 and [0, 2] keep the last axis (a thread per output)
+AXES = [None, 0, 1, -1, [0, 2], [1, 2]]
+for _dtype in ("f32", "f64", "i32", "i64"):
+    case(f"reduce_{_dtype}", {"x": (_dtype, ("N", 3, 4))},
+         lambda b, v: {**{f"{op}{axis}": b.emit(op, v["x"], axis=axis)
+                          for op in ("sum", "prod", "max", "min") for axis in AXES},
+                       **{f"sum{axis}keep": b.emit("sum", v["x"], axis=axis, keepdims=True)
+                          for axis in (None, [0, 2])}},
+         # values near 1 keep products over 1000s of elements finite
+         ranges={"x": (0.9, 1.1) if _dtype in ("f32", "f64") else (-3, 3)},
+         tolerance=SUMS.get(_dtype), compact=False)
+    # the three kernels of a reduction: a block per row (symbolic length), a warp per row,
+    # a thread per output
+    case(f"reduce_kernels_{_dtype}", {"x": (_dtype, ("N", 3, 4))},
+         lambda b, v: {f"{op}{axis}": b.emit(op, v["x"], axis=axis)
+                       for op in ("sum", "prod", "max", "min") for axis in (None, -1, 0)},
+         ranges={"x": (0.9, 1.1) if _dtype in ("f32", "f64") else (-3, 3)},
+         tolerance=SUMS.get(_dtype))
+case("reduce_long_rows", {"x": ("f32", (3, 2000)), "y": ("f64", ("N", 700))},
+     lambda b, v: {"sum": b.emit("sum", v["x"], axis=1), "max": b.emit("max", v["x"], axis=1),
+                   "rows": b.emit("sum", v["y"], axis=1), "all": b.emit("sum", v["y"])},
+     tolerance=dict(rtol=1e-5, atol=1e-4))
+case("reduce_nan", {"x": ("f32", (2, 3))},
+     lambda b, v: {f"{op}{axis}": b.emit(op, v["x"], axis=axis)
+                   for op in ("sum", "prod", "max", "min") for axis in (0, 1)},
+     fixed={"x": np.array([[1.0, np.nan, 2.0], [3.0, -np.inf, 0.5]], np.float32)})
+for _dtype in ("f32", "f64", "i32", "i64"):
+    case(f"argreduce_{_dtype}", {"x": (_dtype, ("N", 3, 4))},
+         lambda b, v: {f"{op}{axis}": b.emit(op, v["x"], axis=axis)
+                       for op in ("argmax", "argmin") for axis in (0, 1, -1)},
+         ranges={"x": (-2, 2)},  # many ties
+         compact=_dtype == "f32")
+case("argreduce_kernels", {t: (t, ("N", 3)) for t in ("f64", "i32", "i64")},
+     lambda b, v: {f"{op}_{t}": b.emit(op, v[t], axis=-1)
+                   for op in ("argmax", "argmin") for t in v})
+case("argreduce_nan", {"x": ("f64", (4, 4))},
+     lambda b, v: {f"{op}{axis}": b.emit(op, v["x"], axis=axis)
+                   for op in ("argmax", "argmin") for axis in (0, 1)},
+     fixed={"x": np.array([[1, 3, 3, 0], [np.nan, 2, np.nan, 5], [4, np.nan, 4, 9],
+                           [2, 2, 2, 2]], np.float64)})
+
+# -- matmul ----------------------------------------------------------------------------------------
+
+MATMULS = [(("N", 5), (5, 3)), ((5,), (5, 3)), (("N", 5), (5,)), ((5,), (5,)),
+           ((2, "N", 5), (5, 3)), (("N", 4, 5), ("N", 5, 3)), ((2, 1, 3, 5), ("N", 5, 4)),
+           ((37, 45), (45, "N"))]  # several tiles, none full
+for _dtype in ("f32", "f64", "i32", "i64"):
+    _args = {}
+    for _i, (_a, _b) in enumerate(MATMULS):
+        _args[f"a{_i}"], _args[f"b{_i}"] = (_dtype, _a), (_dtype, _b)
+    case(f"matmul_{_dtype}", _args,
+         lambda b, v: {f"m{i}": b.emit("matmul", v[f"a{i}"], v[f"b{i}"])
+                       for i in range(len(MATMULS))},
+         tolerance=SUMS.get(_dtype), compact=False)
+case("matmul_kernels", {f"{x}_{t}": (t, shape) for t in ("f32", "f64", "i32", "i64")
+                        for x, shape in (("a", (2, 1, 3, 5)), ("b", ("N", 5, 4)))},
+     lambda b, v: {t: b.emit("matmul", v[f"a_{t}"], v[f"b_{t}"])
+                   for t in ("f32", "f64", "i32", "i64")},
+     tolerance=SUMS["f32"])
+case("matmul_transposed", {"a": ("f32", (6, "N")), "w": ("f32", (6, 4)), "c": ("f32", (4, 6))},
+     lambda b, v: {"atw": b.emit("matmul", b.emit("transpose", v["a"]), v["w"]),
+                   "atct": b.emit("matmul", b.emit("transpose", v["a"]),
+                                  b.emit("transpose", v["c"]))},
+     tolerance=SUMS["f32"])
+
+
+# -- shape ops, sources ------------------------------------------------------------------------------
+
+def views(b, v):
+    x = v["x"]
+    t = b.emit("transpose", x, perm=[1, 0, 2])
+    return {
+        "reshape": b.emit("reshape", x, shape=[-1, 4]),
+        "reshape_transposed": b.emit("reshape", t, shape=[3, -1]),
+        "transpose": t,
+        "transpose_reversed": b.emit("transpose", x),
+        "broadcast_to": b.emit("broadcast_to", v["r"], shape=[2, "N", 4]),
+        "slice": b.emit("slice", x, begin=[0, 1, 1], size=[-1, 2, -1]),
+        "slice_of_transpose": b.emit("slice", t, begin=[1, 0, 2], size=[2, -1, 2]),
+        "relu_of_slice": b.emit("relu", b.emit("slice", t, begin=[2, 0, 0], size=[1, -1, 4])),
+        "concat": b.emit("concat", x, x, axis=1),
+        "concat_views": b.emit("concat", t, b.emit("slice", t, begin=[0, 0, 1], size=[3, -1, 2]),
+                               axis=2),
+        "pad": b.emit("pad", x, before=[0, 1, 2], after=[0, 2, 0]),
+        "shape": b.emit("shape", x, axis=0),
+        "x_again": x,
+    }
+
+
+case("views", {"x": ("f32", ("N", 3, 4)), "r": ("f32", ("N", 1))}, views)
+case("bool_data", {"m": ("bool", ("N", 3))},
+     lambda b, v: {"t": b.emit("transpose", v["m"]), "c": b.emit("concat", v["m"], v["m"], axis=1),
+                   "p": b.emit("pad", v["m"], before=[0, 1], after=[0, 1])})
+for _dtype in ("i32", "i64"):
+    case(f"one_hot_{_dtype}", {"i": (_dtype, ("N",)), "j": (_dtype, ("N", 2)), "s": (_dtype, ())},
+         lambda b, v: {"h": b.emit("one_hot", v["i"], depth=5),
+                       "h2": b.emit("one_hot", v["j"], depth=3),
+                       "h0": b.emit("one_hot", v["s"], depth=4)},
+         ranges={"i": (-1, 6), "j": (-1, 3), "s": (0, 3)})
+for _dtype in ("f32", "f64"):
+    case(f"rng_{_dtype}", {"like": (_dtype, ("N", 3, 5)), "counter": ("i64", ())},
+         lambda b, v: {"u": b.emit("rng_uniform", v["like"], v["counter"], seed=7, stream=3),
+                       "big": b.emit("rng_uniform", v["like"], v["counter"], seed=2 ** 64 - 1,
+                                     stream=2 ** 63)},
+         ranges={"counter": (-5, 12345)})
+
+
+def constants(b, v):
+    table = b.const(np.arange(12).reshape(3, 4) * 0.5, "f64")
+    return {"scaled": b.emit("mul", v["x"], b.const(2.5, "f64")),
+            "plus_table": b.emit("add", v["x"], table),
+            "table": table,
+            "mask": b.emit("and", v["m"], b.const([True, False, True, True], "bool")),
+            "count": b.const(3, "i32")}
+
+
+case("constants", {"x": ("f64", ("N", 3, 4)), "m": ("bool", ("N", 4))}, constants)
+
+
+# -- multi-op functions ---------------------------------------------------------------------------
+
+def dense_relu(b, v):
+    hidden = b.emit("relu", b.emit("add", b.emit("matmul", v["x"], v["W"]), v["b"]))
+    return {"hidden": hidden, "total": b.emit("sum", hidden, axis=1)}
+
+
+case("dense_relu", {"x": ("f32", ("N", 20)), "W": ("f32", (20, 30)), "b": ("f32", (30,))},
+     dense_relu, tolerance=SUMS["f32"])
+
+
+def classifier(b, v):
+    """The MNIST tutorial's forward pass, softmax written out as its composite expands."""
+    logits = b.emit("add", b.emit("matmul", v["x"], v["W"]), v["b"])
+    shifted = b.emit("sub", logits, b.emit("max", logits, axis=-1, keepdims=True))
+    e = b.emit("exp", shifted)
+    y = b.emit("div", e, b.emit("sum", e, axis=-1, keepdims=True))
+    hits = b.emit("eq", b.emit("argmax", y, axis=1), v["labels"])
+    accuracy = b.emit("div", b.emit("sum", b.cast(hits, "f32")),
+                      b.cast(b.emit("shape", v["x"], axis=0), "f32"))
+    return {"y": y, "accuracy": accuracy, "W": v["W"]}
+
+
+case("classifier", {"x": ("f32", ("N", 784)), "W": ("f32", (784, 10)), "b": ("f32", (10,)),
+                    "labels": ("i64", ("N",))},
+     classifier, ranges={"x": (0, 1), "W": (-0.05, 0.05), "labels": (0, 9)},
+     tolerance=dict(rtol=1e-5, atol=1e-7))
+
+
+# -- ptxas -----------------------------------------------------------------------------------------
+
+def merged(cases) -> Function:
+    """Every case in one function (labels prefixed by the case), so one module holds them all."""
+    funcs = [c.func for c in cases]
+    return Function("all", tuple(dict.fromkeys(d for f in funcs for d in f.dims)),
+                    tuple(v for f in funcs for v in f.args), tuple(op for f in funcs for op in f.ops),
+                    tuple(Output(f"{f.name}.{out.label}", out.value)
+                          for f in funcs for out in f.outputs))
+
+
+def toolkit_missing() -> str | None:
+    if shutil.which("ptxas") is None:
+        return "ptxas (CUDA toolkit) is not on PATH"
+    try:
+        target.libdevice_path()
+    except Error as e:
+        return e.message
+    return None
+
+
+needs_toolkit = pytest.mark.skipif(toolkit_missing() is not None, reason=str(toolkit_missing()))
+
+
+def assemble_all(cases, tmp_path) -> None:
+    """The cases as one module per architecture, each accepted by ptxas (run side by side)."""
+    func = merged(cases)
+    runs = []
+    for arch in ("sm_90", "sm_80"):
+        program = ptx.build(func, arch)
+        assert f".target {arch}" in program.ptx and ".extern" not in program.ptx
+        kernels = [launch.kernel for launch in program.plan.launches]
+        assert len(set(kernels)) == len(kernels)
+        assert all(f".entry {name}(" in program.ptx for name in kernels)
+        path = tmp_path / f"{arch}.ptx"
+        path.write_text(program.ptx)
+        runs.append((arch, subprocess.Popen(
+            ["ptxas", f"-arch={arch}", "-o", str(tmp_path / f"{arch}.cubin"), str(path)],
+            stderr=subprocess.PIPE, text=True)))
+    for arch, run in runs:
+        assert run.wait() == 0, f"ptxas -arch={arch}: {run.stderr.read()}"
+
+
+@needs_toolkit
+def test_ptxas_accepts_every_op_and_dtype(tmp_path):
+    """Every op in every dtype, every kernel template: the cases marked compact."""
+    assemble_all([c for c in CASES.values() if c.compact], tmp_path)
+
+
+@pytest.mark.slow
+@needs_toolkit
+def test_ptxas_accepts_every_case(tmp_path):
+    assemble_all(CASES.values(), tmp_path)
+
+
+def test_every_primitive_is_covered():
+    """Each primitive op of the registry, in every dtype it takes, is in a compact case."""
+    ops = [op for c in CASES.values() if c.compact for op in c.func.ops]
+    primitives = {name for name, opdef in REGISTRY.items()
+                  if opdef.kind not in ("composite", "special")}
+    assert primitives <= {op.opcode for op in ops}, sorted(primitives - {op.opcode for op in ops})
+    typed = {(op.opcode, op.operands[0].type.dtype) for op in ops if op.operands}
+    wanted = {(name, dtype) for dtype in DTYPES for arity in (1, 2)
+              for name in elementwise_ops(arity, dtype)}
+    wanted |= {(name, dtype) for name in ("sum", "prod", "max", "min", "argmax", "argmin",
+                                          "matmul", "cast") for dtype in ("f32", "f64", "i32", "i64")}
+    assert wanted <= typed, sorted(wanted - typed)
+
+
+# -- on the GPU -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gpu():
+    from tflc.runtime import cuda
+    try:
+        return cuda.device()
+    except Error as e:
+        pytest.skip(f"no GPU to run on: {e.message}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(CASES))
+def test_on_gpu_against_numpy(gpu, name):
+    c = CASES[name]
+    compiled = ptx.compile(c.func)
+    reference = numpy_backend.compile(c.func)
+    for n in (0,) if c.fixed else BATCHES:
+        sizes = {d: n for d in c.func.dims}
+        args = c.args(sizes)
+        for out, got, want in zip(c.func.outputs, compiled(sizes, args), reference(sizes, args)):
+            assert got.dtype == want.dtype and got.shape == want.shape, (out.label, got.shape)
+            dtype = out.value.type.dtype
+            if dtype in TOLERANCE:
+                np.testing.assert_allclose(got, want, **(c.tolerance or TOLERANCE[dtype]),
+                                           equal_nan=True, err_msg=f"{out.label}, N={n}")
+            else:
+                np.testing.assert_array_equal(got, want, err_msg=f"{out.label}, N={n}")
+
+
+@pytest.mark.gpu
+def test_on_gpu_grid_stride_past_the_largest_grid(gpu):
+    """More elements than MAX_BLOCKS x BLOCK threads: every thread loops."""
+    func = function("big", {"x": ("f32", ("N",)), "y": ("f32", ("N",))},
+                    lambda b, v: {"z": b.emit("add", v["x"], v["y"]),
+                                  "s": b.emit("sum", v["x"])})
+    n = 2 ** 21 * 3 + 5
+    x, y = RNG.random(n, dtype=np.float32), RNG.random(n, dtype=np.float32)
+    z, s = ptx.compile(func)({"N": n}, [x, y])
+    np.testing.assert_array_equal(z, x + y)
+    np.testing.assert_allclose(s, x.sum(dtype=np.float64), rtol=1e-5)
