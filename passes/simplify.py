@@ -68,11 +68,9 @@ class _Sweep:
     """One pass over the ops: `ops` is the new list, `values` maps replaced values to theirs."""
 
     def __init__(self, args: tuple[Value, ...]):
-        self.sizes: dict = {}  # a symbolic dim → the first (argument, axis) of that size
-        for arg in args:
-            for axis, dim in enumerate(arg.type.shape):
-                if isinstance(dim, str):
-                    self.sizes.setdefault(dim, (arg, axis))
+        self.args = args
+        # the arguments each value is computed from (an argument: itself)
+        self.sources: dict[Value, frozenset[Value]] = {a: frozenset((a,)) for a in args}
         self.ops: list[Op] = []
         self.values: dict[Value, Value] = {}
         self.producers: dict[Value, Op] = {}
@@ -107,6 +105,8 @@ class _Sweep:
             self.seen[key] = op
         self.ops.append(op)
         self.producers.update((r, op) for r in op.results)
+        sources = frozenset().union(*(self.sources[v] for v in op.operands))
+        self.sources.update((r, sources) for r in op.results)
 
     def _rewrite(self, op: Op) -> bool:
         """Applies the first rule that fires; the ops it builds are visited in turn."""
@@ -166,15 +166,18 @@ def fold_constants(s: _Sweep, op: Op, b: Builder) -> Value | None:
 
 def fold_shape(s: _Sweep, op: Op, b: Builder) -> Value | None:
     """`shape` of a dim known at compile time is a constant; of a symbolic one, it is read from
-    the first argument of that size, so it keeps no computed value alive just to be measured."""
+    an argument of that size that the value is computed from (so no other input has to be fed),
+    and keeps no computed value alive just to be measured."""
     x = op.operands[0]
     size = x.type.shape[op.attrs["axis"]]
     if isinstance(size, int):
         return b.const(size, "i64")
-    arg, axis = s.sizes.get(size, (x, op.attrs["axis"]))
-    if arg is x:
+    if x in s.args:
         return None
-    return b.emit("shape", arg, axis=axis)
+    for arg in s.args:
+        if arg in s.sources[x] and size in arg.type.shape:
+            return b.emit("shape", arg, axis=arg.type.shape.index(size))
+    return None
 
 
 def _is_splat(s: _Sweep, value: Value, number: float, negative_zero: bool = False) -> bool:

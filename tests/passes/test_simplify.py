@@ -7,10 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tflc.codegen import numpy_backend
+from tflc.frontend import parse_source
 from tflc.ir import (Builder, Function, Output, ShapeError, TensorType, Value, parse_function,
                      print_function, verify)
 from tflc.ir.registry import broadcast_shapes
 from tflc.passes.inline import inline
+from tflc.passes.manager import run_pipeline
+from tflc.passes.pipeline import select_entry
 from tflc.passes.simplify import FOLD_LIMIT, simplify
 
 # name: (input IR, expected IR after simplify)
@@ -158,16 +161,22 @@ func @f<N>(%x: f32[N,10]) -> (f32[N,10]) {
   %b: f32[N,10] = div %x, %a
   return %b
 }"""),
-    "shape of a symbolic dim is read from the first argument with it": ("""
-func @f<N>(%x: f32[N,3], %y: f32[N]) -> (f32[N], i64[]) {
-  %e: f32[N] = exp %y
-  %n: i64[] = shape[axis=0] %e
-  return %e, %n
+    "shape of a symbolic dim is read from an argument the value is computed from": ("""
+func @f<N>(%x: f32[N,3], %y: f32[3,N]) -> (f32[3,N], i64[], i64[]) {
+  %e: f32[3,N] = exp %y
+  %n: i64[] = shape[axis=1] %e
+  %c: f32[] = const 1.0
+  %d: f32[N] = broadcast_to[shape=[N]] %c
+  %m: i64[] = shape[axis=0] %d
+  return %e, %n, %m
 }""", """
-func @f<N>(%x: f32[N,3], %y: f32[N]) -> (f32[N], i64[]) {
-  %e: f32[N] = exp %y
-  %n: i64[] = shape[axis=0] %x
-  return %e, %n
+func @f<N>(%x: f32[N,3], %y: f32[3,N]) -> (f32[3,N], i64[], i64[]) {
+  %e: f32[3,N] = exp %y
+  %n: i64[] = shape[axis=1] %y
+  %c: f32[] = const 1.0
+  %d: f32[N] = broadcast_to[shape=[N]] %c
+  %m: i64[] = shape[axis=0] %d
+  return %e, %n, %m
 }"""),
     "where on a constant condition is the branch it picks": ("""
 func @f(%x: f32[3], %y: f32[3]) -> (f32[3], f32[3]) {
@@ -421,3 +430,12 @@ def test_random_graphs_keep_every_bit(func, seed):
     got = numpy_backend.compile(simplified)(sizes, args)
     for g, e in zip(got, expected):
         assert_same_bits(g, e)
+
+
+def test_a_mean_needs_no_other_input_fed():
+    """The count of a mean is read from an input the mean is computed from, never from another
+    input of the same size (which would then have to be fed)."""
+    module = parse_source("model m\ninput x: f32[N, 784]\ninput y: f32[N]\nm = mean(exp(y))\n")
+    entry = select_entry(module, ["m"])
+    func = run_pipeline(entry, ("inline", "autodiff", "simplify", "prune"), verify=True).function
+    assert [a.name for a in func.args] == ["y"]
