@@ -171,6 +171,8 @@ def _in_place_updates(func: Function, lifetimes, views) -> dict[Value, Value]:
                 or labels.count(value) > 1 or param in labels or value in result:
             continue
         index = lifetimes[value][0]
+        if ops[index].opcode == "const":
+            continue  # no kernel writes a constant: the runtime stores it
         reads = _reads(ops, func.outputs, param)
         if all(i < index for i in reads) or \
                 all(i <= index for i in reads) and _reads_in_step(ops[index], param, value):

@@ -134,6 +134,15 @@ func @f(%W: f32[4,4], %g: f32[4,4]) -> (f32[4,4], f32[4,4]) {
     assert memory_plan(moved).in_place == {moved.ops[1].result: func.args[0]}
 
 
+def test_a_constant_update_is_not_in_place():
+    func = parse_function("""
+func @f(%c: i32[]) -> (i32[]) {
+  %zero: i32[] = const 0
+  return reset: c <- %zero
+}""".strip())
+    assert memory_plan(func).in_place == {} and memory_plan(func).buffers == ()
+
+
 def test_no_update_in_place_where_the_old_value_is_still_needed():
     func = parse_function("""
 func @f(%W: f32[4,4], %g: f32[4,4]) -> (f32[4,4], f32[4,4], f32[4,4]) {
