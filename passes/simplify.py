@@ -1,4 +1,4 @@
-"""`simplify`: constant folding, algebraic identities, CSE and two stability rewrites.
+"""`simplify`: constant folding, algebraic identities, CSE and the log-softmax stability rewrite.
 
 One sweep walks the ops in order with every operand already replaced by its simplified value, so
 a rule sees simplified inputs and most functions reach the fixpoint in one sweep; a second sweep
