@@ -1,8 +1,9 @@
-"""The `tflc` command: check, run and dump `.tfl` models.
+"""The `tflc` command: check, run, dump and train `.tfl` models.
 
-Exit status: 0 when it worked, 1 for a mistake in what was given (the source, a feed, a name;
-printed as a located error on stderr), 2 for a malformed command line. Any other exception is a
-bug in tflc and shows its traceback.
+Exit status: 0 when it worked, 1 for a mistake in what was given (the source, a feed, a name, a
+dataset; printed as a located error on stderr), 2 for a malformed command line, 130 when
+interrupted (Ctrl-C; `train` saves a checkpoint first). Any other exception is a bug in tflc and
+shows its traceback.
 """
 
 from __future__ import annotations
@@ -78,6 +79,43 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what to print for the entry: its IR (default), the numpy backend's "
                            "Python, or the llvm backend's IR (before/after O3) or assembly")
     dump.set_defaults(command=cmd_dump)
+
+    train = commands.add_parser(
+        "train", help="train a model on MNIST or an .npz dataset",
+        description="Run STEP over shuffled batches of the data, bound to the model's inputs by "
+                    "type (see docs/training.md), with a progress bar; print the validation "
+                    "metric after each epoch and the test metric at the end. Every step's loss "
+                    "and every evaluation go to a JSON-lines log. Ctrl-C saves a checkpoint.")
+    train.add_argument("file", metavar="FILE")
+    train.add_argument("--step", metavar="STEP", help="the step to run (default: the model's "
+                                                      "only step)")
+    train.add_argument("--data", required=True, metavar="mnist|FILE.npz",
+                       help="mnist (shipped with tflc) or an .npz file with train/images, "
+                            "train/labels and optionally validation/... and test/...")
+    length = train.add_mutually_exclusive_group(required=True)
+    length.add_argument("--epochs", type=positive_int, metavar="E",
+                        help="passes over the training data")
+    length.add_argument("--steps", type=positive_int, metavar="S", help="steps (batches)")
+    train.add_argument("--batch", type=positive_int, default=100, metavar="B",
+                       help="examples per step (default 100)")
+    train.add_argument("--loss", metavar="NAME",
+                       help="the value shown and logged as the loss (default: the one the "
+                            "step minimises)")
+    train.add_argument("--eval", metavar="METRIC",
+                       help="a scalar averaged over the validation and test data (default: "
+                            "accuracy, if the model defines it)")
+    train.add_argument("--eval-feed", action="append", default=[], type=feed_argument,
+                       metavar="NAME=VALUE", help="a --feed for evaluation only "
+                                                  "(e.g. keep_prob=1.0)")
+    train.add_argument("--save", metavar="CKPT.npz", help="write a checkpoint at the end")
+    train.add_argument("--restore", metavar="CKPT.npz", help="start from a checkpoint")
+    train.add_argument("--log", metavar="FILE.jsonl",
+                       help="the metrics log (default runs/MODEL-DATE-TIME.jsonl)")
+    train.add_argument("--plot", metavar="FILE.png",
+                       help="draw the loss and metric curves (needs matplotlib)")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_feed_options(train)
+    train.set_defaults(command=cmd_train)
     return parser
 
 
@@ -88,6 +126,19 @@ def add_feed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="the model seed (default 0)")
     parser.add_argument("--backend", choices=codegen.BACKENDS, default="numpy",
                         help="the code generator (default numpy)")
+    parser.add_argument("--debug-nans", action="store_true", default=None,
+                        help="stop at the first op that makes a NaN or an infinity (runs on "
+                             "the numpy backend; also TFLC_DEBUG_NANS=1)")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
+    return value
 
 
 def feed_argument(text: str) -> tuple[str, str]:
@@ -97,33 +148,33 @@ def feed_argument(text: str) -> tuple[str, str]:
     return name.strip(), value
 
 
-def feed_value(name: str, text: str):
+def feed_value(name: str, text: str, option: str = "--feed"):
     """A --feed value: a Python literal (parsed safely, never evaluated) or @FILE.npy."""
     if text.startswith("@"):
         path = text[1:]
         try:
             value = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as e:
-            raise Error(f"--feed {name}: cannot read {path} as a .npy array: "
+            raise Error(f"{option} {name}: cannot read {path} as a .npy array: "
                         f"{getattr(e, 'strerror', None) or e}") from None
         if not isinstance(value, np.ndarray):
             value.close()
-            raise Error(f"--feed {name}: {path} holds several arrays; give one .npy array")
+            raise Error(f"{option} {name}: {path} holds several arrays; give one .npy array")
         return value
     try:
         return ast.literal_eval(text.strip())
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        example = f"--feed '{name}=[[1, 2], [3, 4]]' or --feed {name}=@FILE.npy"
-        raise Error(f"--feed {name}={text}: not a number or a list of numbers",
+        example = f"{option} '{name}=[[1, 2], [3, 4]]' or {option} {name}=@FILE.npy"
+        raise Error(f"{option} {name}={text}: not a number or a list of numbers",
                     hint=f"write e.g. {example}") from None
 
 
-def feeds_of(args) -> dict:
+def feeds_of(pairs: list[tuple[str, str]], option: str = "--feed") -> dict:
     feeds = {}
-    for name, text in args.feed:
+    for name, text in pairs:
         if name in feeds:
-            raise Error(f"--feed {name} is given twice")
-        feeds[name] = feed_value(name, text)
+            raise Error(f"{option} {name} is given twice")
+        feeds[name] = feed_value(name, text, option)
     return feeds
 
 
@@ -144,8 +195,9 @@ def cmd_check(args) -> int:
 def cmd_run(args) -> int:
     from .runtime import Model
 
-    model = Model(parse(args.file), backend=args.backend, seed=args.seed)
-    feeds = feeds_of(args)
+    model = Model(parse(args.file), backend=args.backend, seed=args.seed,
+                  debug_nans=args.debug_nans)
+    feeds = feeds_of(args.feed)
     for group in _runs(args.fetch, model.steps):
         if group[0] in model.steps:
             model.run(group[0], feeds)
@@ -204,6 +256,42 @@ def cmd_dump(args) -> int:
     if args.timings:
         print(result.timing_table(), end="", file=sys.stderr)
     return 0
+
+
+def cmd_train(args) -> int:
+    from .runtime import Model
+    from .runtime.datasets import load_dataset
+    from .runtime.training import TrainConfig, train
+
+    model = Model(parse(args.file), backend=args.backend, seed=args.seed,
+                  debug_nans=args.debug_nans)
+    config = TrainConfig(
+        step=args.step or only_step(model), loss=args.loss, epochs=args.epochs or 1,
+        steps=args.steps, batch=args.batch, feeds=feeds_of(args.feed),
+        eval_feeds=feeds_of(args.eval_feed, "--eval-feed"),
+        metric=args.eval or default_metric(model),
+        save=args.save, log=args.log, plot=args.plot, seed=args.seed,
+        progress=not args.no_progress)
+    if args.restore:
+        model.restore(args.restore)
+    train(model, load_dataset(args.data), config)
+    return 0
+
+
+def only_step(model) -> str:
+    if len(model.steps) != 1:
+        raise Error(f"model {model.module.name} has "
+                    + (f"{len(model.steps)} steps ({', '.join(model.steps)})" if model.steps
+                       else "no step")
+                    + ": name the one to train with --step",
+                    hint=None if model.steps else "declare one, e.g. `train step = sgd(loss, "
+                                                  "lr=0.1)`")
+    return model.steps[0]
+
+
+def default_metric(model) -> str | None:
+    """`accuracy` when the model defines it."""
+    return "accuracy" if model.module.function("model").output("accuracy") else None
 
 
 def _emitted_by(backend: str, *form: str):
