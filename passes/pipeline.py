@@ -14,7 +14,7 @@ from ..ir.errors import Error
 from .manager import did_you_mean, run_pipeline
 
 # The passes every entry goes through, in order (each is `passes/<name>.py`).
-DEFAULT_PIPELINE = ("inline", "autodiff", "prune")
+DEFAULT_PIPELINE = ("inline", "autodiff", "simplify", "prune", "fuse", "plan_memory")
 
 
 def default_pipeline() -> tuple[str, ...]:
