@@ -32,6 +32,7 @@ from llvmlite import ir
 from ...ir.core import Op, Value
 from ...ir.ops.shape import permutation
 from ...ir.registry import REGISTRY
+from ...ir.types import Dim, dim_product
 from ...passes.fuse import kernel_space
 from . import matmul, reductions
 from .elementwise import SCALAR
@@ -68,6 +69,8 @@ class FusedKernel:
         self.kind, self.space = space.kind, space.shape
         self.axes = space.axes if space.kind == "reduction" else ()
         self.outer = min(self.axes) if self.axes else 0
+        # the rows looped once around all the phases: the kept dims before the first reduced one
+        self.rows = [d for d in self.space[:self.outer] if d != 1]
         self.producer = {r: inner for inner in self.region.ops for r in inner.results}
         self.sources = dict(zip(self.region.args, op.operands))
         self.reductions = [inner for inner in self.region.ops
@@ -183,11 +186,12 @@ class FusedKernel:
         inputs = [lw.buffer(v) for v in (*self.op.operands, *self.outer_values())]
         k = lw.kernel(name, [*inputs, *(storage for _, storage in self.yields),
                              *self.buffers.values(), *self.best.values(),
-                             *([self.packed] if self.packed else [])])
+                             *([self.packed] if self.packed else [])], work=self.work())
         if self.matmul is not None:
             a, b = (self.matmul_operand(u) for u in self.matmul.operands)
             matmul.emit(k, self.buffers[self.matmul.result], a, b, lw.options.vector_bytes,
                         self.packed)
+            k.barrier()  # the epilogue's rows need not be the rows this thread multiplied
         loops = self.loops()
         keys = list(dict.fromkeys(key for loop in loops for key in loop.keys))
         layouts = {key: self.layout(*key) for key in keys}
@@ -197,8 +201,11 @@ class FusedKernel:
         outer_shape, outer_layouts = collapse(outer_shape, outer_layouts)
         outer_operands = [k.operand(buffer, layout)
                           for (buffer, _), layout in zip(keys, outer_layouts)]
-        with loop_nest(k, outer_shape, outer_operands, prefix="row", inner_loops=True) as \
-                (starts, _):
+        # threads divide the rows when there are any, else the one loop of an elementwise or
+        # matmul kernel (reductions over a leading axis stay on one thread: see `work`)
+        by_rows = bool(self.rows)
+        with loop_nest(k, outer_shape, outer_operands, prefix="row", inner_loops=True,
+                       shared=by_rows) as (starts, _):
             start_of = dict(zip(keys, starts))
             for loop in loops:
                 inner_layouts = [Layout(loop.shape, layouts[key].strides[self.outer:])
@@ -208,12 +215,21 @@ class FusedKernel:
                     shape, inner_layouts = collapse(shape, inner_layouts)
                 operands = [k.operand(buffer, layout)
                             for (buffer, _), layout in zip(loop.keys, inner_layouts)]
-                with loop_nest(k, shape, operands, starts=[start_of[key] for key in loop.keys]
-                               ) as (offsets, index):
+                with loop_nest(k, shape, operands, starts=[start_of[key] for key in loop.keys],
+                               shared=not by_rows) as (offsets, index):
                     pointers = {key: element(k, operand, offset)
                                 for key, operand, offset in zip(loop.keys, operands, offsets)}
                     loop.body(LoopContext(k, pointers, index))
         lw.call(k)
+
+    def work(self) -> Dim | None:
+        """The kernel's element operations, or None where its loops cannot be divided among
+        threads: a reduction over a leading axis accumulates every row into the same results."""
+        if self.kind == "reduction" and not self.rows:
+            return None
+        if self.matmul is not None:
+            return matmul.work(self.matmul.result.type, self.matmul.operands[0].type)
+        return dim_product(self.space)
 
     def outer_values(self) -> list[Value]:
         """Values of the enclosing function that region ops use directly."""

@@ -11,7 +11,8 @@ import numpy as np
 from ...ir.core import Function
 from ...ir.errors import Error
 from ...ir.types import NUMPY_DTYPES, eval_dim
-from .lower import Options, Signature, lower
+from . import threads as threads_module
+from .lower import Options, Signature, lower, threads_global
 from .target import Target, host, optimize
 
 EMIT_KINDS = ("llvm", "llvm-opt", "asm")
@@ -19,7 +20,8 @@ EMIT_KINDS = ("llvm", "llvm-opt", "asm")
 
 def options_for(target: Target, fast_math: bool = False) -> Options:
     vector_bytes = 64 if target.has("avx512f") else 32 if target.has("avx") else 16
-    return Options(fast_math=fast_math, fma=target.has("fma"), vector_bytes=vector_bytes)
+    return Options(fast_math=fast_math, fma=target.has("fma"), vector_bytes=vector_bytes,
+                   threads=threads_module.runtime())
 
 
 def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:
@@ -43,9 +45,11 @@ def emit(func: Function, kind: str = "llvm", *, fast_math: bool = False) -> str:
     return str(module) if kind == "llvm-opt" else machine.emit_assembly(module)
 
 
-def compile(func: Function, *, fast_math: bool = False) -> Compiled:
+def compile(func: Function, *, fast_math: bool = False, threads: int | None = None) -> Compiled:
     """Native code for `func` on this machine. `fast_math` lets float sums and products be
-    reassociated (vectorised reductions; results may differ in the last bits)."""
+    reassociated (vectorised reductions; results may differ in the last bits). `threads`: how
+    many threads large kernels may use (default `TFLC_NUM_THREADS`, else every core); results
+    do not depend on it."""
     target = host()
     options = options_for(target, fast_math)
     lowered = lower(func, target, options)
@@ -55,7 +59,9 @@ def compile(func: Function, *, fast_math: bool = False) -> Compiled:
     optimize(module, machine)
     engine = llvm.create_mcjit_compiler(module, machine)
     engine.finalize_object()
-    return Compiled(lowered.signature, engine, machine)
+    compiled = Compiled(lowered.signature, engine, machine)
+    compiled.threads = threads_module.default_count() if threads is None else threads
+    return compiled
 
 
 class Compiled:
@@ -74,6 +80,19 @@ class Compiled:
                                      *[ctypes.c_int64] * len(signature.dims))
         self._entry = prototype(engine.get_function_address(signature.entry))
         self._local = threading.local()
+        count_address = engine.get_global_value_address(threads_global(signature.entry))
+        self._thread_count = ctypes.c_int32.from_address(count_address)
+
+    @property
+    def threads(self) -> int:
+        return self._thread_count.value
+
+    @threads.setter
+    def threads(self, count: int) -> None:
+        """How many threads large kernels may use from the next call on."""
+        if not isinstance(count, int) or count < 1:
+            raise Error(f"threads must be a positive integer, got {count!r}")
+        self._thread_count.value = count
 
     def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
         sig = self.signature

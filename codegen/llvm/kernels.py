@@ -23,7 +23,7 @@ from llvmlite import ir
 
 from ...ir.types import Dim
 from .layout import Layout, collapse
-from .scalar import I1, I64, Scalar, is_float, llvm_type, memory_type
+from .scalar import I1, I32, I64, Scalar, is_float, llvm_type, memory_type
 
 PTR = ir.PointerType()
 
@@ -67,11 +67,27 @@ class Index:
         return flat
 
 
+@dataclass(frozen=True)
+class Threads:
+    """Kernels may run on several threads: `count` is the module's global holding how many
+    (the caller sets it), and a kernel whose work (element operations) is below `threshold`
+    stays on one. The runtime is OpenMP's (libgomp, see threads.py)."""
+
+    count: ir.GlobalVariable
+    threshold: int
+
+
 class Kernel:
-    """An LLVM function under construction: `(ptr base..., i64 dim...)`, internal linkage."""
+    """An LLVM function under construction: `(ptr base..., i64 dim...)`, internal linkage.
+
+    With `threads`, the code goes into `NAME.body(ptr base..., i64 dim..., i32 thread,
+    i32 threads)`: each loop nest that divides its outermost loop among the threads
+    (`chunk`) does its part of it, and nests that read what others wrote are separated by
+    `barrier`. `NAME` itself then runs the body on one thread, or on all of them through
+    GOMP_parallel when the kernel's `work` is large enough."""
 
     def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...],
-                 fma: bool = False):
+                 fma: bool = False, threads: Threads | None = None, work: Dim = 0):
         # Globals (constants) are used directly, so LLVM sees their values; every other
         # distinct base pointer becomes one parameter.
         self.bases: list[ir.Value] = []
@@ -79,8 +95,12 @@ class Kernel:
             if not isinstance(buffer.base, ir.GlobalVariable) and \
                     all(buffer.base is not base for base in self.bases):
                 self.bases.append(buffer.base)
-        fnty = ir.FunctionType(ir.VoidType(), [PTR] * len(self.bases) + [I64] * len(dims))
-        self.function = ir.Function(module, fnty, module.get_unique_name(name))
+        self.threads, self.work = threads, work
+        params = [PTR] * len(self.bases) + [I64] * len(dims)
+        self.name = module.get_unique_name(name)
+        body_name = self.name if threads is None else f"{self.name}.body"
+        fnty = ir.FunctionType(ir.VoidType(), params + ([I32] * 2 if threads else []))
+        self.function = ir.Function(module, fnty, body_name)
         self.function.linkage = "internal"
         params = self.function.args
         for param, base in zip(params, self.bases):
@@ -89,6 +109,9 @@ class Kernel:
         self.sizes = dict(zip(dims, params[len(self.bases):]))
         for dim, param in self.sizes.items():
             param.name = dim
+        if threads is not None:
+            self.thread, self.team = params[-2:]
+            self.thread.name, self.team.name = "thread", "threads"
         self.pointers = {id(base): param for base, param in zip(self.bases, params)}
         self.dims = dims
         setup = self.function.append_basic_block("setup")
@@ -116,14 +139,76 @@ class Kernel:
             total = add(self.setup, total, self.dim(term))
         return total
 
+    def chunk(self, total: ir.Value, grain: int = 1) -> tuple[ir.Value, ir.Value]:
+        """This thread's part [start, end) of range(total): equal parts, multiples of `grain`."""
+        if self.threads is None:
+            return ir.Constant(I64, 0), total
+        b = self.b
+        team = b.sext(self.team, I64)
+        share = b.udiv(b.add(total, b.sub(team, ir.Constant(I64, 1))), team)
+        share = b.mul(b.udiv(b.add(share, ir.Constant(I64, grain - 1)), ir.Constant(I64, grain)),
+                      ir.Constant(I64, grain))
+        start = smaller(b, b.mul(b.sext(self.thread, I64), share), total)
+        return start, smaller(b, b.add(start, share), total)
+
+    def barrier(self) -> None:
+        """Every thread waits here until all have arrived (nothing on one thread)."""
+        if self.threads is not None:
+            self.b.call(self.s.function("GOMP_barrier", ir.VoidType(), []), [])
+
     def finish(self) -> ir.Function:
         self.setup.branch(self.function.basic_blocks[1])
         self.b.ret_void()
-        return self.function
+        return self.function if self.threads is None else self.dispatcher()
 
     def call(self, entry: ir.IRBuilder, sizes: dict[str, ir.Value]) -> None:
-        self.finish()
-        entry.call(self.function, list(self.bases) + [sizes[d] for d in self.dims])
+        entry.call(self.finish(), list(self.bases) + [sizes[d] for d in self.dims])
+
+    def dispatcher(self) -> ir.Function:
+        """`NAME(ptr base..., i64 dim...)`: the body on this thread alone, or, for enough work
+        with more than one thread allowed, on a team started by GOMP_parallel, each thread
+        reading the arguments from a struct on this stack frame."""
+        module = self.function.module
+        params = list(self.function.function_type.args[:-2])
+        struct = ir.LiteralStructType(params)
+        dispatcher = ir.Function(module, ir.FunctionType(ir.VoidType(), params), self.name)
+        dispatcher.linkage = "internal"
+        args = list(dispatcher.args)
+        for arg, param in zip(args, self.function.args):
+            arg.name = param.name
+
+        worker = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), f"{self.name}.thread")
+        worker.linkage = "internal"
+        b = ir.IRBuilder(worker.append_basic_block("entry"))
+        fields = [b.load(b.gep(worker.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],
+                               source_etype=struct), typ=ty, name=arg.name)
+                  for i, (arg, ty) in enumerate(zip(args, params))]
+        scalar = Scalar(b)
+        thread = b.call(scalar.function("omp_get_thread_num", I32, []), [], name="thread")
+        team = b.call(scalar.function("omp_get_num_threads", I32, []), [], name="threads")
+        b.call(self.function, fields + [thread, team])
+        b.ret_void()
+
+        b = ir.IRBuilder(dispatcher.append_basic_block("entry"))
+        count = b.load(self.threads.count, typ=I32, name="threads")
+        work = evaluate_dim(b, self.work, dict(zip(self.dims, args[len(self.bases):])))
+        parallel = b.and_(b.icmp_signed(">", count, ir.Constant(I32, 1)),
+                          b.icmp_signed(">=", work, ir.Constant(I64, self.threads.threshold)))
+        with b.if_else(parallel) as (team_of_threads, alone):
+            with team_of_threads:
+                data = b.alloca(struct, name="arguments")
+                for i, arg in enumerate(args):
+                    b.store(arg, b.gep(data, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
+                start = Scalar(b).function("GOMP_parallel", ir.VoidType(), [PTR, PTR, I32, I32])
+                b.call(start, [worker, data, count, ir.Constant(I32, 0)])
+            with alone:
+                b.call(self.function, args + [ir.Constant(I32, 0), ir.Constant(I32, 1)])
+        b.ret_void()
+        return dispatcher
+
+
+def smaller(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_unsigned("<", x, y), x, y)
 
 
 def evaluate_dim(b: ir.IRBuilder, d: Dim, sizes: dict[str, ir.Value]) -> ir.Value:
@@ -140,10 +225,10 @@ def evaluate_dim(b: ir.IRBuilder, d: Dim, sizes: dict[str, ir.Value]) -> ir.Valu
 # -- loops ---------------------------------------------------------------------------------------
 
 @contextmanager
-def for_range(b: ir.IRBuilder, count: ir.Value, name: str,
-              as_written: bool = False) -> Iterator[ir.Value]:
-    """`for name in range(count)`: the body is emitted inside the `with`; on exit the builder
-    is after the loop.
+def for_range(b: ir.IRBuilder, stop: ir.Value, name: str, as_written: bool = False,
+              start: ir.Value | None = None) -> Iterator[ir.Value]:
+    """`for name in range(start, stop)` (start 0 by default): the body is emitted inside the
+    `with`; on exit the builder is after the loop.
 
     Loop nests are built so that the innermost loop is the one to vectorise; outer loops, and
     loops that are vectorised by hand, are kept `as_written`: LLVM neither vectorises nor
@@ -159,8 +244,8 @@ def for_range(b: ir.IRBuilder, count: ir.Value, name: str,
     b.branch(header)
     b.position_at_end(header)
     index = b.phi(I64, name)
-    index.add_incoming(ir.Constant(I64, 0), before)
-    b.cbranch(b.icmp_signed("<", index, count), body, after)
+    index.add_incoming(start if start is not None else ir.Constant(I64, 0), before)
+    b.cbranch(b.icmp_signed("<", index, stop), body, after)
     b.position_at_end(body)
     yield index
     following = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
@@ -189,12 +274,13 @@ def as_written_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
 
 @contextmanager
 def loop_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], prefix: str = "i",
-              inner_loops: bool = False, starts: list[ir.Value] | None = None
-              ) -> Iterator[tuple[list[ir.Value], Index]]:
+              inner_loops: bool = False, starts: list[ir.Value] | None = None,
+              shared: bool = False) -> Iterator[tuple[list[ir.Value], Index]]:
     """Loops over `shape` (row-major); yields each operand's element offset and the index.
     Offsets are built up one loop level at a time, so outer terms stay out of inner loops; they
     begin at the operands' layout offsets, or at `starts` (offsets from enclosing loops).
-    Only the innermost loop may vectorise, none with `inner_loops` (the body has its own)."""
+    Only the innermost loop may vectorise, none with `inner_loops` (the body has its own).
+    A `shared` nest divides its outermost loop among the kernel's threads."""
     b = k.b
     offsets = starts if starts is not None else [k.offset(op.layout) for op in operands]
     sizes = tuple(k.dim(size) for size in shape)
@@ -202,7 +288,9 @@ def loop_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], prefix
     with ExitStack() as stack:
         for d, size in enumerate(sizes):
             innermost = d == len(sizes) - 1 and not inner_loops
-            i = stack.enter_context(for_range(b, size, f"{prefix}{d}", as_written=not innermost))
+            first, stop = k.chunk(size) if shared and d == 0 else (None, size)
+            i = stack.enter_context(for_range(b, stop, f"{prefix}{d}", as_written=not innermost,
+                                              start=first))
             loops.append(i)
             offsets = [add_scaled(k, offset, i, op.layout.strides[d])
                        for offset, op in zip(offsets, operands)]
@@ -233,19 +321,20 @@ Body = Callable[[Scalar, list[ir.Value], Index], list[ir.Value]]
 
 
 def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, *,
-                accumulate: bool = False, keep_dims: bool = False) -> None:
+                accumulate: bool = False, keep_dims: bool = False, shared: bool = False) -> None:
     """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it).
 
     With `accumulate`, the body gets the outputs' current values first and combines (the outputs'
     layouts have stride 0 along reduced dims). `keep_dims` keeps one loop per dim, for bodies
-    that use the loop indices; otherwise the loops are collapsed."""
+    that use the loop indices; otherwise the loops are collapsed. `shared`: divided among the
+    kernel's threads (each element is written once, so the parts are independent)."""
     operands = outs + ins
     shape = outs[0].layout.shape
     if not keep_dims:
         shape, layouts = collapse(shape, [op.layout for op in operands])
         operands = [Operand(op.ptr, op.dtype, layout, op.name)
                     for op, layout in zip(operands, layouts)]
-    with loop_nest(k, shape, operands) as (offsets, index):
+    with loop_nest(k, shape, operands, shared=shared) as (offsets, index):
         pointers = [element(k, op, offset) for op, offset in zip(operands, offsets)]
         read = operands if accumulate else operands[len(outs):]
         values = [k.s.load(ptr, op.dtype, op.name)

@@ -35,11 +35,11 @@ from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
 from ...ir.types import Dim, TensorType, dim_product, eval_dim
 from . import kernels, matmul, reductions
-from .kernels import PTR, Buffer, Kernel, add, evaluate_dim
+from .kernels import PTR, Buffer, Kernel, Threads, add, evaluate_dim
 from .layout import Layout, contiguous
 from .elementwise import SCALAR
 from .fused import lower_fused
-from .scalar import BYTES, I8, I64, const, llvm_type
+from .scalar import BYTES, I8, I32, I64, const, llvm_type
 from .target import Target
 
 SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
@@ -50,6 +50,8 @@ class Options:
     fast_math: bool = False  # reassociate float sums/products (vectorised reductions)
     fma: bool = True  # matmul steps and math functions use fused multiply-adds (CPU has FMA)
     vector_bytes: int = 32  # the widest vector registers (AVX2: 32, AVX-512: 64)
+    threads: bool = False  # emit kernels that can run on several threads (threads.py)
+    parallel_work: int = 1 << 17  # element operations below which a kernel stays on one thread
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class Signature:
 
     def scratch_bytes(self, sizes: dict[str, int]) -> int:
         return sum(align(eval_dim(d, sizes)) for d in self.scratch)
+
+
+def threads_global(function: str) -> str:
+    return f"{function}.threads"
 
 
 def align(nbytes: int) -> int:
@@ -119,6 +125,9 @@ class Lowerer:
             self.unclaimed.setdefault(out.value, param)
         self.slots: list[Dim] = []
         self.scratch_end: ir.Value = ir.Constant(I64, 0)
+        # how many threads kernels may use: set by the caller through the engine (jit.py)
+        self.thread_count = ir.GlobalVariable(self.module, I32, threads_global(func.name))
+        self.thread_count.initializer = ir.Constant(I32, 1)
         self._dims: dict[Dim, ir.Value] = {}
 
     def define_names(self, op: Op) -> None:
@@ -169,9 +178,14 @@ class Lowerer:
             self._dims[d] = evaluate_dim(self.b, d, self.sizes)
         return self._dims[d]
 
-    def kernel(self, name: str, buffers: list[Buffer]) -> Kernel:
+    def kernel(self, name: str, buffers: list[Buffer], work: Dim | None = None) -> Kernel:
+        """A kernel; with `work` (element operations), one whose loop nests are all divided
+        among threads (`shared`), run on several when the work is large enough."""
+        threads = None
+        if work is not None and self.options.threads:
+            threads = Threads(self.thread_count, self.options.parallel_work)
         return Kernel(self.module, f"{self.func.name}.{name}", buffers, self.func.dims,
-                      fma=self.options.fma)
+                      fma=self.options.fma, threads=threads, work=work or 0)
 
     def call(self, kernel: Kernel) -> None:
         kernel.call(self.b, self.sizes)
@@ -212,9 +226,9 @@ Lowering = Callable[[Lowerer, Op], None]
 
 def copy(lw: Lowerer, name: str, target: Buffer, source: Buffer) -> None:
     """target[...] = source[...] (same shape, any layouts)."""
-    k = lw.kernel(name, [target, source])
+    k = lw.kernel(name, [target, source], work=dim_product(target.layout.shape))
     kernels.elementwise(k, [k.operand(target)], [k.operand(source)],
-                        lambda s, values, index: values)
+                        lambda s, values, index: values, shared=True)
     lw.call(k)
 
 
@@ -232,8 +246,8 @@ def lower_elementwise(lw: Lowerer, op: Op) -> None:
     def body(s, values, index):
         return [emit(s, values, dtypes, op.attrs, name)]
 
-    k = lw.kernel(name, [out, *ins])
-    kernels.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body)
+    k = lw.kernel(name, [out, *ins], work=dim_product(op.result.type.shape))
+    kernels.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body, shared=True)
     lw.call(k)
 
 
@@ -278,7 +292,8 @@ def lower_matmul(lw: Lowerer, op: Op) -> None:
     a, b = (lw.buffer(v) for v in op.operands)
     out = lw.storage(op.result)
     packed = lw.packing_buffer(b, lw.name(op.result))
-    k = lw.kernel(lw.name(op.result), [out, a, b] + ([packed] if packed else []))
+    k = lw.kernel(lw.name(op.result), [out, a, b] + ([packed] if packed else []),
+                  work=matmul.work(op.result.type, op.operands[0].type))
     matmul.emit(k, out, a, b, lw.options.vector_bytes, packed)
     lw.call(k)
 

@@ -21,7 +21,7 @@ from llvmlite import ir
 
 from .kernels import (Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
                       loop_nest)
-from ...ir.types import Dim, TensorType
+from ...ir.types import Dim, TensorType, dim_product
 from .layout import Layout, collapse
 from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
 
@@ -41,6 +41,11 @@ class Tiling:
         return max(self.depth_bytes // (self.columns * BYTES[dtype]), 1)
 
 
+def work(out: TensorType, a: TensorType) -> Dim:
+    """Multiply-adds: the result's elements times the inner dim."""
+    return dim_product((*out.shape, a.shape[-1]))
+
+
 def packed_type(b: Buffer) -> TensorType | None:
     """The type of the dense copy of B that the tiled path needs when B's rows are not
     contiguous (a transposed weight: dx = g @ W^T), or None. The caller provides the buffer."""
@@ -57,7 +62,9 @@ def emit(k: Kernel, out: Buffer, a: Buffer, b: Buffer, vector_bytes: int,
     Copying B costs K x N moves; the tiled path it allows is many times faster than the strided
     one for every row of A."""
     if packed is not None:
-        elementwise(k, [k.operand(packed)], [k.operand(b)], lambda s, values, index: values)
+        elementwise(k, [k.operand(packed)], [k.operand(b)], lambda s, values, index: values,
+                    shared=True)
+        k.barrier()  # every thread reads all of the copy
         b = packed
     a_layout, b_layout = a.layout, b.layout
     out_layout = out.layout
@@ -90,7 +97,8 @@ def choose_tiling(width: int, columns: Dim) -> Tiling:
 
 
 def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -> None:
-    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast."""
+    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast. The rows
+    of each product are divided among the kernel's threads (whole tiles each)."""
     *batch, m, n = out.layout.shape
     depth = a.layout.shape[-1]
     batch_layouts = [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
@@ -99,18 +107,19 @@ def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -
     batch_ops = [Operand(op.ptr, op.dtype, layout, op.name)
                  for op, layout in zip((out, a, b), batch_layouts)]
     tiled = is_float(out.dtype) and out.layout.strides[-1] == 1 and b.layout.strides[-1] == 1
+    main = choose_tiling(vector_bytes // BYTES[out.dtype], n)
     with loop_nest(k, batch_shape, batch_ops, prefix="batch", inner_loops=True) as \
             (starts, _):
         gemm = Gemm(k, out, a, b, starts, k.dim(m), k.dim(n), k.dim(depth))
         zero = ir.Constant(I64, 0)
+        first, last = k.chunk(gemm.m, main.rows)  # this thread's rows
         if not tiled:
-            gemm.simple(zero, gemm.m, zero, gemm.n)
+            gemm.simple(first, last, zero, gemm.n)
             return
-        main = choose_tiling(vector_bytes // BYTES[out.dtype], n)
-        m_tiled = gemm.round_down(gemm.m, main.rows)
+        m_tiled = k.b.add(first, gemm.round_down(k.b.sub(last, first), main.rows))
         n_tiled = gemm.round_down(gemm.n, main.columns)
-        rows, columns = (zero, m_tiled), (zero, n_tiled)
-        below, right = (m_tiled, gemm.m), (n_tiled, gemm.n)
+        rows, columns = (first, m_tiled), (zero, n_tiled)
+        below, right = (m_tiled, last), (n_tiled, gemm.n)
         # the edges with narrower tiles: one column (scalars) and/or one row
         gemm.tiled(rows, columns, main)
         gemm.tiled(rows, right, Tiling(width=1, rows=main.rows, vectors=1))
