@@ -304,7 +304,7 @@ class Compiled:
 _compiled_count = count()
 
 
-def compile(func: Function, debug_nans: bool = False) -> Compiled:  # noqa: A001  (contract)
+def compile(func: Function, debug_nans: bool = False) -> Compiled:  # noqa: A001  (the contract)
     source, sites = _generate(func, debug_nans)
     filename = f"<tflc numpy @{func.name} #{next(_compiled_count)}>"
     # Registered so that a traceback through generated code shows its lines.
@@ -334,26 +334,30 @@ class Site:
     value: Value
 
     def error(self, result: np.ndarray, operands: tuple) -> Error:
-        bad = ~np.isfinite(result)
-        kinds = {"NaN": np.isnan(result), "+Inf": np.isposinf(result),
-                 "-Inf": np.isneginf(result)}
-        counts = ", ".join(f"{int(mask.sum())} {kind}" for kind, mask in kinds.items()
-                           if mask.any())
-        shown = ", ".join(f"[{', '.join(str(i) for i in index)}] = {result[tuple(index)]}"
-                          for index in np.argwhere(bad)[:SHOWN]) if result.ndim else \
-            f"the value is {result[()]}"
-        found = f"{int(bad.sum())} of {result.size} elements are not finite ({counts}): {shown}"
-        name = f" '{self.value.name}'" if self.value.name else ""
+        found = _non_finite(result)
         if self.op is None:
-            return Error(f"debug_nans:{name} {_shape(result)} holds NaN or Inf when the run "
-                         f"starts: {found}", hint="it was fed so, restored from a checkpoint, or "
-                                                  "made by a run without debug_nans")
+            return Error(f"debug_nans:{_named(self.value)} {_shape(result)} holds NaN or Inf "
+                         f"when the run starts: {found}",
+                         hint="it was fed so, restored from a checkpoint, or made by a run "
+                              "without debug_nans")
         notes = tuple((f"operand {n}{_named(value)}: {_summary(array)}", None)
                       for n, (value, array) in enumerate(zip(self.op.operands, operands), 1))
-        return Error(f"debug_nans: `{self.op.opcode}` made NaN or Inf in its result{name} "
-                     f"{_shape(result)}: {found}", self.op.loc, notes=notes,
+        return Error(f"debug_nans: `{self.op.opcode}` made NaN or Inf in its result"
+                     f"{_named(self.value)} {_shape(result)}: {found}", self.op.loc, notes=notes,
                      hint="an op not written on that line is part of its gradient "
                           "(gradient ops carry the line of the op they differentiate)")
+
+
+def _non_finite(result: np.ndarray) -> str:
+    """How many elements are NaN or infinite, of which kinds, and the first few with indices."""
+    if result.ndim == 0:
+        return f"its value is {result[()]}"
+    bad = ~np.isfinite(result)
+    kinds = {"NaN": np.isnan(result), "+Inf": np.isposinf(result), "-Inf": np.isneginf(result)}
+    counts = ", ".join(f"{int(mask.sum())} {kind}" for kind, mask in kinds.items() if mask.any())
+    shown = ", ".join(f"[{', '.join(map(str, index))}] = {result[tuple(index)]}"
+                      for index in np.argwhere(bad)[:SHOWN])
+    return f"{int(bad.sum())} of {result.size} elements are not finite ({counts}): {shown}"
 
 
 def _shape(array: np.ndarray) -> str:

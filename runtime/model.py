@@ -161,7 +161,8 @@ class Model:
         key = (fetches, step)
         if key not in self._entries:
             function = compile_entry(self.module, fetches, step)
-            self._entries[key] = Entry(fetches, step, function, self._backend.compile(function, **self._options))
+            compiled = self._backend.compile(function, **self._options)
+            self._entries[key] = Entry(fetches, step, function, compiled)
         return self._entries[key]
 
     def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:

@@ -177,6 +177,12 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
 
+    def __post_init__(self):
+        for name in ("epochs", "steps", "batch"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise Error(f"{name} must be a whole number >= 1, got {value!r}")
+
 
 def evaluate(model, metric: str, arrays: dict[str, np.ndarray], feeds: dict,
              batch: int = EVAL_BATCH) -> float:
@@ -193,79 +199,103 @@ def evaluate(model, metric: str, arrays: dict[str, np.ndarray], feeds: dict,
 def train(model, data: Dataset, config: TrainConfig) -> dict:
     """Runs the step over shuffled batches, evaluating after each epoch and at the end.
 
-    Returns `steps`, `seconds`, `loss` (the last epoch's mean), and with a metric `validation`
-    (the last epoch's) and `test`. Ctrl-C saves a checkpoint (at `save`, else next to the log)
-    before the KeyboardInterrupt goes on.
+    Returns `steps`, `seconds` (training and validation), `loss` (the last epoch's mean), and
+    with a metric `validation` (the last epoch's) and `test`. Ctrl-C saves a checkpoint (at
+    `save`, else next to the log) before the KeyboardInterrupt goes on.
     """
-    binding = bind(model.input_types, data)
-    feeds = dict(config.feeds or {})
-    eval_feeds = {**feeds, **(config.eval_feeds or {})}
-    loss = config.loss or loss_of(model.module, config.step)
-    _check_names(model, config, loss, binding, feeds, eval_feeds)
-    _prepare_outputs(config)
-    train_arrays = binding.arrays(data.train)
-    eval_arrays = {name: binding.arrays(split) for name, split in data.splits().items()
-                   if name != "train"}
-    per_epoch = math.ceil(len(data.train) / config.batch)
-    total_steps = config.steps if config.steps is not None else per_epoch * config.epochs
-    epochs = math.ceil(total_steps / per_epoch)
-    log = Log(config.log or default_log_path(model.module.name))
-    settings = {key: value for key, value in asdict(config).items() if key != "progress"}
-    log.write("config", model=model.module.name, **settings | {
-        "loss": loss, "epochs": epochs, "steps": total_steps, "log": log.path,
-        "feeds": _jsonable(feeds),
-        "eval_feeds": _jsonable(eval_feeds), "backend": model.backend,
-        "examples": {name: len(split) for name, split in data.splits().items()}})
-    rng = np.random.default_rng(config.seed)
-    results: dict = {"steps": 0}
-    started = time.perf_counter()
-    done = 0
+    run = _Run(model, data, config)
     try:
-        with _progress(total_steps, config.progress) as bar:
-            for epoch in range(1, epochs + 1):
-                losses = []
-                for index in _batches(len(data.train), config.batch, rng):
-                    if done == total_steps:
-                        break
-                    batch = {name: array[index] for name, array in train_arrays.items()}
-                    value = _train_step(model, config.step, loss, feeds, batch, done + 1, epoch)
-                    done += 1
-                    losses.append(value)
-                    log.write("step", step=done, epoch=epoch, loss=value)
-                    bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}", refresh=False)
-                    bar.update(1)
-                results["loss"] = sum(losses) / len(losses)
-                line = f"epoch {epoch}/{epochs}: {loss} {results['loss']:.4f}"
-                record = {"step": done, "epoch": epoch, f"train_{loss}": results["loss"]}
-                if config.metric and "validation" in eval_arrays:
-                    results["validation"] = evaluate(model, config.metric,
-                                                     eval_arrays["validation"], eval_feeds)
-                    line += f", validation {config.metric} {results['validation']:.4f}"
-                    record[f"validation_{config.metric}"] = results["validation"]
-                log.write("epoch", **record, seconds=time.perf_counter() - started)
-                bar.write(line)
-        results["steps"] = done
-        results["seconds"] = time.perf_counter() - started
-        if config.metric and "test" in eval_arrays:
-            results["test"] = evaluate(model, config.metric, eval_arrays["test"], eval_feeds)
-            log.write("test", step=done, **{f"test_{config.metric}": results["test"]})
-            print(f"test {config.metric} {results['test']:.4f}")
-        print(f"{done} steps in {results['seconds']:.1f} s; log: {log.path}")
-        if config.save:
-            model.save(config.save)
-            print(f"saved {config.save}")
+        with _progress(run.total_steps, config.progress) as bar:
+            for epoch in range(1, run.epochs + 1):
+                run.epoch(epoch, bar)
+        run.finish()
     except KeyboardInterrupt:
-        saved = config.save or os.path.splitext(log.path)[0] + ".npz"
-        model.save(saved)
-        log.write("interrupted", step=done, checkpoint=saved)
-        print(f"interrupted after {done} steps: saved {saved}; log: {log.path}")
+        run.interrupted()
         raise
     finally:
-        log.close()
+        run.log.close()
     if config.plot:
-        plot_curves(log.records, config.plot, loss, config.metric)
+        plot_curves(run.log.records, config.plot, run.loss, config.metric)
         print(f"plotted {config.plot}")
-    return results
+    return run.results
+
+
+class _Run:
+    """One training run's plan, data and progress; everything is checked when it is made."""
+
+    def __init__(self, model, data: Dataset, config: TrainConfig):
+        self.model, self.config = model, config
+        binding = bind(model.input_types, data)
+        self.feeds = dict(config.feeds or {})
+        self.eval_feeds = {**self.feeds, **(config.eval_feeds or {})}
+        self.loss = config.loss or loss_of(model.module, config.step)
+        _check_names(model, config, self.loss, binding, self.feeds, self.eval_feeds)
+        _prepare_outputs(config)
+        self.train_arrays = binding.arrays(data.train)
+        self.eval_arrays = {name: binding.arrays(split) for name, split in data.splits().items()
+                            if name != "train"}
+        self.examples = len(data.train)
+        per_epoch = math.ceil(self.examples / config.batch)
+        self.total_steps = config.steps if config.steps is not None else \
+            per_epoch * config.epochs
+        self.epochs = math.ceil(self.total_steps / per_epoch)
+        self.log = Log(config.log or default_log_path(model.module.name))
+        settings = {key: value for key, value in asdict(config).items() if key != "progress"}
+        self.log.write("config", model=model.module.name, **settings | {
+            "loss": self.loss, "epochs": self.epochs, "steps": self.total_steps,
+            "log": self.log.path, "feeds": _jsonable(self.feeds),
+            "eval_feeds": _jsonable(self.eval_feeds), "backend": model.backend,
+            "examples": {name: len(split) for name, split in data.splits().items()}})
+        self.rng = np.random.default_rng(config.seed)
+        self.results: dict = {}
+        self.started = time.perf_counter()
+        self.done = 0
+
+    def epoch(self, epoch: int, bar) -> None:
+        losses = []
+        for index in _batches(self.examples, self.config.batch, self.rng):
+            if self.done == self.total_steps:
+                break
+            batch = {name: array[index] for name, array in self.train_arrays.items()}
+            value = _train_step(self.model, self.config.step, self.loss, self.feeds, batch,
+                                self.done + 1, epoch)
+            self.done += 1
+            losses.append(value)
+            self.log.write("step", step=self.done, epoch=epoch, loss=value)
+            bar.set_postfix(loss=f"{sum(losses) / len(losses):.4f}", refresh=False)
+            bar.update(1)
+        self.results["loss"] = sum(losses) / len(losses)
+        line = f"epoch {epoch}/{self.epochs}: {self.loss} {self.results['loss']:.4f}"
+        record = {"step": self.done, "epoch": epoch, f"train_{self.loss}": self.results["loss"]}
+        metric = self.config.metric
+        if metric and "validation" in self.eval_arrays:
+            self.results["validation"] = self.evaluate("validation")
+            line += f", validation {metric} {self.results['validation']:.4f}"
+            record[f"validation_{metric}"] = self.results["validation"]
+        self.log.write("epoch", **record, seconds=time.perf_counter() - self.started)
+        bar.write(line)
+
+    def evaluate(self, split: str) -> float:
+        return evaluate(self.model, self.config.metric, self.eval_arrays[split], self.eval_feeds)
+
+    def finish(self) -> None:
+        self.results["steps"] = self.done
+        self.results["seconds"] = time.perf_counter() - self.started
+        metric = self.config.metric
+        if metric and "test" in self.eval_arrays:
+            self.results["test"] = self.evaluate("test")
+            self.log.write("test", step=self.done, **{f"test_{metric}": self.results["test"]})
+            print(f"test {metric} {self.results['test']:.4f}")
+        print(f"{self.done} steps in {self.results['seconds']:.1f} s; log: {self.log.path}")
+        if self.config.save:
+            self.model.save(self.config.save)
+            print(f"saved {self.config.save}")
+
+    def interrupted(self) -> None:
+        saved = self.config.save or os.path.splitext(self.log.path)[0] + ".npz"
+        self.model.save(saved)
+        self.log.write("interrupted", step=self.done, checkpoint=saved)
+        print(f"interrupted after {self.done} steps: saved {saved}; log: {self.log.path}")
 
 
 def _train_step(model, step: str, loss: str, feeds: dict, batch: dict, number: int,

@@ -75,8 +75,8 @@ def test_save_then_restore(files, capsys):
     images, labels = blobs(200, 0)
     expected = float(trained.run("loss", x=images, y=np.eye(3)[labels]))
     # One full-batch step from the checkpoint: its logged loss is the trained model's.
-    code, out, _ = tflc_train(capsys, "--restore", "out/trained.npz", "--steps", "1",
-                              "--batch", "200", "--log", "again.jsonl")
+    code, _, _ = tflc_train(capsys, "--restore", "out/trained.npz", "--steps", "1",
+                            "--batch", "200", "--log", "again.jsonl")
     assert code == 0
     first = records("again.jsonl")[1]
     assert first["kind"] == "step" and first["loss"] == pytest.approx(expected, rel=1e-6)
@@ -177,7 +177,7 @@ def test_a_real_sigint(files):
     (["--steps", "1", "--backend", "numpy", "--seed", "-1"], "seed"),
 ])
 def test_mistakes_exit_1(files, capsys, argv, message):
-    code, out, err = tflc_train(capsys, *argv)
+    code, _, err = tflc_train(capsys, *argv)
     assert code == 1 and message in err and "Traceback" not in err
 
 

@@ -26,11 +26,11 @@ def test_a_short_run_learns(mnist, tmp_path):
 
 # (example, TrainConfig options, must reach); the commands in scripts/train_all.sh
 FULL_RUNS = {
-    "mnist_mlp": (dict(step="step", epochs=10, batch=100), 0.975),
-    "mnist_dropout": (dict(step="step", steps=20000, batch=100, feeds={"keep_prob": 0.2},
-                           eval_feeds={"keep_prob": 1.0}), 0.955),
-    "mnist_relu": (dict(step="train_step", steps=5000, batch=100), 0.960),
-    "logistic_regression": (dict(step="step", steps=1000, batch=55000), 0.905),
+    "mnist_mlp": ({"step": "step", "epochs": 10, "batch": 100}, 0.975),
+    "mnist_dropout": ({"step": "step", "steps": 20000, "batch": 100, "feeds": {"keep_prob": 0.2},
+                       "eval_feeds": {"keep_prob": 1.0}}, 0.955),
+    "mnist_relu": ({"step": "train_step", "steps": 5000, "batch": 100}, 0.960),
+    "logistic_regression": ({"step": "step", "steps": 1000, "batch": 55000}, 0.905),
 }
 
 

@@ -45,6 +45,14 @@ def test_at_most_three_bad_elements_are_shown():
         load(debug_nans=True).run("logged", x=-np.ones((4, 3)))
 
 
+def test_a_scalar():
+    model = tflc.loads("input x: f32[]\ny = log(x)\n", "s.tfl", debug_nans=True)
+    with pytest.raises(Error) as error:
+        model.run("y", x=-1.0)
+    assert error.value.message == "debug_nans: `log` made NaN or Inf in its result 'y' f32[]: " \
+                                  "its value is nan"
+
+
 def test_a_gradient_inf_points_at_the_forward_line():
     # sqrt(0) = 0 is fine forward; its gradient g / (2 sqrt(0)) is +inf.
     x = np.zeros((2, 3), np.float32)

@@ -63,8 +63,8 @@ def test_the_loss_of_the_examples(example, step, loss):
 @pytest.mark.parametrize("source", [
     "param w: f32[] = 1.0\nstep s {\n  w <- w * 2.0\n}\n",                      # no gradient
     "param w: f32[] = 1.0\ntrain s = sgd(w * w, lr=0.1)\n",                    # unnamed loss
-    "param w: f32[] = 1.0\na = w * w\nb = w + w\nstep s {\n"
-    "  w <- w - grad(a, w) - grad(b, w)\n}\n",                                 # two losses
+    ("param w: f32[] = 1.0\na = w * w\nb = w + w\nstep s {\n"
+     "  w <- w - grad(a, w) - grad(b, w)\n}\n"),                               # two losses
 ])
 def test_no_loss_when_there_is_no_single_named_one(source):
     assert loss_of(tflc.loads(source).module, "s") is None
@@ -101,8 +101,8 @@ def test_names_decide_between_inputs_of_one_type():
 
 @pytest.mark.parametrize("inputs, message", [
     ({"x": ("f32", ["N", 5]), "y": ("f32", ["N", 3])},
-     "cannot bind the images: the model has no input that takes them (a float input of shape "
-     "[B, 4])"),
+     ("cannot bind the images: the model has no input that takes them (a float input of shape "
+      "[B, 4])")),
     ({"x": ("i32", ["N", 4]), "y": ("f32", ["N", 3])}, "cannot bind the images"),
     ({"x": ("f32", ["N", 4]), "y": ("f32", ["M", 3])}, "cannot bind the labels"),
     ({"x": ("f32", ["N", 4]), "y": ("f32", ["N", "C"])}, "cannot bind the labels"),
@@ -192,6 +192,12 @@ def test_mistakes_are_found_before_training(tmp_path, options, message):
     with pytest.raises(Error, match=re.escape(message)):
         run(tmp_path, **options)
     assert not (tmp_path / "log.jsonl").exists()
+
+
+@pytest.mark.parametrize("options", [{"epochs": 0}, {"steps": -1}, {"batch": 2.5}])
+def test_a_plan_of_whole_numbers(options):
+    with pytest.raises(Error, match=f"{next(iter(options))} must be a whole number >= 1"):
+        TrainConfig("step", **options)
 
 
 def test_an_input_the_data_does_not_give():
