@@ -380,7 +380,8 @@ def _jsonable(feeds: dict) -> dict:
 def _progress(total: int, enabled: bool):
     from tqdm import tqdm  # a dependency; imported here to keep `import tflc` light
 
-    return tqdm(total=total, disable=not enabled, unit="step", dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (a log file would fill with redraws)
+    return tqdm(total=total, disable=None if enabled else True, unit="step", dynamic_ncols=True)
 
 
 def plot_curves(records: list[dict], path: str, loss: str, metric: str | None) -> None:

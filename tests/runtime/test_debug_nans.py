@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tflc
-from tflc import Error
+from tflc import Error, cli
 from tflc.codegen import numpy_backend
 from tflc.passes.pipeline import compile_entry
 
@@ -130,3 +130,15 @@ def test_the_checking_code_stands_alone():
     exec(source, namespace)
     with pytest.raises(FloatingPointError):
         namespace["run"]({"N": 1}, [-np.ones((1, 3), np.float32)])
+
+
+def test_tflc_run_debug_nans(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TFLC_DEBUG_NANS", raising=False)
+    path = tmp_path / "nans.tfl"
+    path.write_text(SOURCE)
+    assert cli.main(["run", str(path), "--fetch", "logged", "--feed", "x=[[-1, 1, 1]]"]) == 0
+    assert "nan" in capsys.readouterr().out
+    code = cli.main(["run", str(path), "--fetch", "logged", "--feed", "x=[[-1, 1, 1]]",
+                     "--debug-nans"])
+    assert code == 1 and capsys.readouterr().err.startswith(
+        f"{path}:6:10: error: debug_nans: `log` made NaN")
