@@ -80,6 +80,9 @@ class Compiled:
                                      *[ctypes.c_int64] * len(signature.dims))
         self._entry = prototype(engine.get_function_address(signature.entry))
         self._local = threading.local()
+        self._arg_dtypes = [NUMPY_DTYPES[dtype] for dtype in signature.args]
+        self._out_dtypes = [NUMPY_DTYPES[dtype] for _, dtype in signature.outputs]
+        self._layouts: dict[tuple[int, ...], tuple] = {}
         count_address = engine.get_global_value_address(threads_global(signature.entry))
         self._thread_count = ctypes.c_int32.from_address(count_address)
 
@@ -95,18 +98,36 @@ class Compiled:
         self._thread_count.value = count
 
     def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
-        sig = self.signature
-        arrays = [np.ascontiguousarray(a, dtype=NUMPY_DTYPES[dtype])
-                  for a, dtype in zip(args, sig.args)]
-        outputs = [np.empty(tuple(eval_dim(d, sizes) for d in shape), NUMPY_DTYPES[dtype])
-                   for shape, dtype in sig.outputs]
-        scratch = self._scratch(sig.scratch_bytes(sizes))
-        pointers = [a.ctypes.data for a in arrays + outputs + [scratch]]
-        self._entry(*pointers, *(sizes[d] for d in sig.dims))
+        dims = tuple(sizes[d] for d in self.signature.dims)
+        layout = self._layouts.get(dims) or self._layout(dims, sizes)
+        shapes, nbytes = layout
+        arrays = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(args, self._arg_dtypes)]
+        outputs = [np.empty(shape, dtype) for shape, dtype in zip(shapes, self._out_dtypes)]
+        self._entry(*map(address, arrays), *map(address, outputs),
+                    address(self._scratch(nbytes)), *dims)
         return outputs
+
+    def _layout(self, dims: tuple[int, ...], sizes: dict[str, int]):
+        """The output shapes and scratch bytes for these sizes (kept for the next call:
+        evaluating every symbolic size again would cost more than a small kernel)."""
+        shapes = [tuple(eval_dim(d, sizes) for d in shape) for shape, _ in self.signature.outputs]
+        layout = shapes, self.signature.scratch_bytes(sizes)
+        if len(self._layouts) >= 64:
+            self._layouts.clear()
+        self._layouts[dims] = layout
+        return layout
 
     def _scratch(self, nbytes: int) -> np.ndarray:
         scratch = getattr(self._local, "scratch", None)
         if scratch is None or scratch.nbytes < nbytes:
             scratch = self._local.scratch = np.empty(max(nbytes, 1), np.uint8)
         return scratch
+
+
+def address(array: np.ndarray) -> int:
+    """The data pointer of a contiguous array: through ctypes' buffer view, three times faster
+    than `array.ctypes.data`, which read-only and empty arrays still need."""
+    try:
+        return ctypes.addressof(ctypes.c_char.from_buffer(array))
+    except (TypeError, ValueError):
+        return array.ctypes.data
