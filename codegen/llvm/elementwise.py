@@ -53,7 +53,7 @@ def float_to_int(s: Scalar, x: ir.Value, source: str, target: str, name: str) ->
     return b.select(in_range, b.fptosi(x, llvm_type(target)), minimum, name=name)
 
 
-# -- the scalar bodies ------------------------------------------------------------------------------
+# -- the scalar bodies ---------------------------------------------------------------------------
 
 Emitter = Callable[[Scalar, list, tuple, dict, str], ir.Value]
 

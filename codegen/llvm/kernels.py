@@ -365,7 +365,8 @@ def argreduce(k: Kernel, out: Operand, x: Operand, axis_size: Dim, axis_stride: 
             value = k.s.load(element(k, x, add_scaled(k, x_offset, j, axis_stride)), x.dtype,
                              x.name)
             current = b.load(best, typ=llvm_type(x.dtype))
-            take = b.or_(b.icmp_signed("==", j, ir.Constant(I64, 0)), better(k.s, value, current, x.dtype))
+            take = b.or_(b.icmp_signed("==", j, ir.Constant(I64, 0)),
+                         better(k.s, value, current, x.dtype))
             b.store(b.select(take, value, current), best)
             b.store(b.select(take, j, b.load(best_index, typ=I64)), best_index)
         k.s.store(b.load(best_index, typ=I64, name=out.name), element(k, out, out_offset), "i64")

@@ -35,10 +35,10 @@ from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
 from ...ir.types import Dim, TensorType, dim_product, eval_dim
 from . import kernels, matmul, reductions
-from .kernels import PTR, Buffer, Kernel, Threads, add, evaluate_dim
-from .layout import Layout, contiguous
 from .elementwise import SCALAR
 from .fused import lower_fused
+from .kernels import PTR, Buffer, Kernel, Threads, add, evaluate_dim
+from .layout import Layout, contiguous
 from .scalar import BYTES, I8, I32, I64, const, llvm_type
 from .target import Target
 
@@ -368,8 +368,9 @@ def lower_one_hot(lw: Lowerer, op: Op) -> None:
         hit = s.b.icmp_signed("==", position, index.loops[-1])
         return [s.b.select(hit, const("f32", 1), const("f32", 0), name=name)]
 
-    k = lw.kernel(name, [out, spread])
-    kernels.elementwise(k, [k.operand(out)], [k.operand(spread)], body, keep_dims=True)
+    k = lw.kernel(name, [out, spread], work=dim_product(op.result.type.shape))
+    kernels.elementwise(k, [k.operand(out)], [k.operand(spread)], body, keep_dims=True,
+                        shared=True)
     lw.call(k)
 
 
@@ -419,8 +420,8 @@ def lower_rng_uniform(lw: Lowerer, op: Op) -> None:
         top = b.uitofp(b.lshr(bits, u64(40)), llvm_type(dtype))
         return [b.fmul(top, const(dtype, 2.0 ** -24), name=name)]
 
-    k = lw.kernel(name, [out, counter])
-    kernels.elementwise(k, [k.operand(out)], [k.operand(counter)], body)
+    k = lw.kernel(name, [out, counter], work=dim_product(op.result.type.shape))
+    kernels.elementwise(k, [k.operand(out)], [k.operand(counter)], body, shared=True)
     lw.call(k)
 
 

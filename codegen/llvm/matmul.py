@@ -4,13 +4,15 @@ Every element of C is summed in k order from -0.0, one fused multiply-add per st
 CPU has FMA, as BLAS does; both paths below compute exactly that, so the result of an element
 does not depend on which path computed it, nor on the batch size.
 
-- The tiled path (floats, rows of B and C contiguous): C is cut into tiles of `rows` x
-  `vectors * width` elements kept in vector registers while k runs over a block of `depth`
-  steps: each step broadcasts one element of A per row and loads `vectors` vectors of B's row.
-  Blocks of k are the outer loop, so the block of B they touch stays in cache while all tiles
-  use it (cache blocking); each tile's partial sums go back to C between blocks.
-- The simple path (edges that do not fill a tile, integers, transposed B): i-k-j loops, the
-  innermost along rows of B and C, which LLVM vectorises where they are contiguous.
+- The tiled path (floats): C is cut into tiles of `rows` x `vectors * width` elements kept in
+  vector registers while k runs over a block of `depth` steps: each step broadcasts one element
+  of A per row and loads `vectors` vectors of B's row. Blocks of k are the outer loop, so the
+  block of B they touch stays in cache while all tiles use it (cache blocking); each tile's
+  partial sums go back to C between blocks. The edges beside the last full tiles take narrower
+  tiles (one row; one column of scalars). A B whose rows are not contiguous is copied dense
+  first (`packed_type`).
+- The simple path (integers, a 1-D B): i-k-j loops, the innermost along rows of B and C, which
+  LLVM vectorises where they are contiguous.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
+from ...ir.types import Dim, TensorType, dim_product
 from .kernels import (Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
                       loop_nest)
-from ...ir.types import Dim, TensorType, dim_product
 from .layout import Layout, collapse
 from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
 
