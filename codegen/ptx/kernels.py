@@ -27,11 +27,20 @@ from llvmlite import ir
 
 from ...ir.types import Dim, dim_product
 from ..llvm.kernels import Index, Kernel, Operand, add_scaled, element, for_range
-from ..llvm.matmul import multiply_add
 from ..llvm.layout import Layout, collapse
+from ..llvm.matmul import multiply_add
 from ..llvm.scalar import Scalar, const, is_float, llvm_type
-from .device import GLOBAL_PTR, I64, WARP, DeviceScalar, barrier, shared_array, \
-    shared_element, shuffle_down, special_register
+from .device import (
+    GLOBAL_PTR,
+    I64,
+    WARP,
+    DeviceScalar,
+    barrier,
+    shared_array,
+    shared_element,
+    shuffle_down,
+    special_register,
+)
 from .plan import Grid
 
 BLOCK = 256  # threads per block (one dimension)
@@ -62,6 +71,7 @@ class DeviceKernel(Kernel):
             param.name = dim
         self.pointers = {id(base): param for base, param in zip(self.bases, params)}
         self.dims = dims
+        self.threads, self.work = None, 0  # CPU code used inside a kernel runs on its thread
         self.setup = ir.IRBuilder(self.function.append_basic_block("setup"))
         self.b = ir.IRBuilder(self.function.append_basic_block("body"))
         self.s = DeviceScalar(self.b)

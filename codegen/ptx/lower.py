@@ -29,13 +29,13 @@ from ...ir.types import Dim, dim_product
 from ..llvm import kernels as cpu_kernels
 from ..llvm import lower as cpu
 from ..llvm import reductions
-from ..llvm.matmul import insert_unit_dim
 from ..llvm.kernels import Buffer, Operand
 from ..llvm.layout import Layout, contiguous
+from ..llvm.matmul import insert_unit_dim
 from ..llvm.scalar import BYTES, I64, const, llvm_type
 from . import kernels
 from .device import SCALAR
-from .kernels import BLOCK, DeviceKernel
+from .kernels import DeviceKernel
 from .plan import Grid, Launch, Plan, Ref
 from .target import TRIPLE, check_declarations, data_layout, identifier
 

@@ -56,7 +56,7 @@ def emit(func: Function, kind: str = "ptx", arch: str = DEFAULT_ARCH) -> str:
     return str(finish(str(lowered.module), arch, ptx_version(arch)))
 
 
-def compile(func: Function, arch: str | None = None) -> object:  # noqa: A001 (backend contract)
+def compile(func: Function, arch: str | None = None) -> object:
     """The function on this machine's GPU: PTX for its architecture (or `arch`), at the newest
     PTX version its driver accepts. Returns `runtime.cuda.Compiled`, callable as
     `compiled(sizes, args) -> outputs`."""

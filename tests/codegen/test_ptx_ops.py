@@ -9,23 +9,36 @@ every case runs on the GPU and is compared with the NumPy backend, the reference
 batch sizes (one compiled function serves them all), including sizes that need many blocks.
 """
 
+import ctypes
+import re
 import shutil
 import subprocess
+import sys
+import threading
+import time
+import types
 from dataclasses import dataclass
 
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
-
 from tflc.codegen import numpy_backend, ptx
-from tflc.codegen.ptx import target
+from tflc.codegen.llvm import target as llvm_target
+from tflc.codegen.ptx import plan, target
+from tflc.codegen.ptx.device import WARP
+from tflc.codegen.ptx.kernels import BLOCK
+from tflc.codegen.ptx.lower import lower
 from tflc.ir import REGISTRY, Builder, Error, Function, Output, TensorType, Value
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
+from tflc.runtime import cuda
 
 RNG = np.random.default_rng(0)
 DTYPES = ("f32", "f64", "i32", "i64", "bool")
 BATCHES = (1, 7, 100, 3000)
-TOLERANCE = {"f32": dict(rtol=2e-6, atol=1e-6), "f64": dict(rtol=1e-13, atol=1e-13)}
-SUMS = {"f32": dict(rtol=1e-5, atol=1e-5), "f64": dict(rtol=1e-12, atol=1e-12)}
+EMULATED_BATCHES = (1, 45)  # 45 x 3 x 4 elements: more than the 2 x 256 threads emulated
+TIMEOUT = 20  # seconds a thread of the emulator waits at a barrier
+TOLERANCE = {"f32": {"rtol": 2e-6, "atol": 1e-6}, "f64": {"rtol": 1e-13, "atol": 1e-13}}
+SUMS = {"f32": {"rtol": 1e-5, "atol": 1e-5}, "f64": {"rtol": 1e-12, "atol": 1e-12}}
 
 
 def function(name: str, args: dict, build) -> Function:
@@ -163,7 +176,7 @@ for _dtype in ("f32", "f64", "i32", "i64"):
 case("reduce_long_rows", {"x": ("f32", (3, 2000)), "y": ("f64", ("N", 700))},
      lambda b, v: {"sum": b.emit("sum", v["x"], axis=1), "max": b.emit("max", v["x"], axis=1),
                    "rows": b.emit("sum", v["y"], axis=1), "all": b.emit("sum", v["y"])},
-     tolerance=dict(rtol=1e-5, atol=1e-4))
+     tolerance={"rtol": 1e-5, "atol": 1e-4})
 case("reduce_nan", {"x": ("f32", (2, 3))},
      lambda b, v: {f"{op}{axis}": b.emit(op, v["x"], axis=axis)
                    for op in ("sum", "prod", "max", "min") for axis in (0, 1)},
@@ -287,7 +300,7 @@ def classifier(b, v):
 case("classifier", {"x": ("f32", ("N", 784)), "W": ("f32", (784, 10)), "b": ("f32", (10,)),
                     "labels": ("i64", ("N",))},
      classifier, ranges={"x": (0, 1), "W": (-0.05, 0.05), "labels": (0, 9)},
-     tolerance=dict(rtol=1e-5, atol=1e-7))
+     tolerance={"rtol": 1e-5, "atol": 1e-7})
 
 
 # -- ptxas -----------------------------------------------------------------------------------------
@@ -359,6 +372,364 @@ def test_every_primitive_is_covered():
     assert wanted <= typed, sorted(wanted - typed)
 
 
+# -- on the CPU: the kernels emulated --------------------------------------------------------------
+
+# The emulator's runtime, in LLVM IR for the host: BLOCK worker threads (native, so they never
+# wait for Python's GIL) run a launch's blocks one after another; a thread's registers come
+# from its index and the job; barriers and shuffles are pthread barriers. A shuffle writes its
+# value to the warp's slots and waits for the warp; shuffles alternate between two sets of
+# slots, so a lane writes a set again only after the next shuffle's barrier, which every lane
+# reaches after reading it.
+WARPS = BLOCK // WARP
+EMULATOR_IR = f"""
+%job = type {{ ptr, ptr, i64, i64, i64, i64 }}  ; run(args), args, ntid.x, ntid.y, ctaid.x, nctaid.x
+%me = type {{ i64, i64 }}  ; this thread's index in the block, its next set of shuffle slots
+@emu.job = global %job zeroinitializer
+@emu.done = global i64 0
+@emu.key = global i32 0
+@emu.start = global [64 x i8] zeroinitializer, align 16
+@emu.block = global [64 x i8] zeroinitializer, align 16
+@emu.warps = global [{WARPS} x [64 x i8]] zeroinitializer, align 16
+@emu.slots = global [{WARPS} x [2 x [{WARP} x i32]]] zeroinitializer
+
+declare i32 @pthread_key_create(ptr, ptr)
+declare ptr @pthread_getspecific(i32)
+declare i32 @pthread_setspecific(i32, ptr)
+declare i32 @pthread_barrier_init(ptr, ptr, i32)
+declare i32 @pthread_barrier_wait(ptr)
+
+define void @emu.init() {{
+  call i32 @pthread_key_create(ptr @emu.key, ptr null)
+  call i32 @pthread_barrier_init(ptr @emu.start, ptr null, i32 {BLOCK + 1})
+  call i32 @pthread_barrier_init(ptr @emu.block, ptr null, i32 {BLOCK})
+  br label %warp
+warp:
+  %w = phi i64 [0, %0], [%next, %warp]
+  %bar = getelementptr [{WARPS} x [64 x i8]], ptr @emu.warps, i64 0, i64 %w, i64 0
+  call i32 @pthread_barrier_init(ptr %bar, ptr null, i32 {WARP})
+  %next = add i64 %w, 1
+  %more = icmp ult i64 %next, {WARPS}
+  br i1 %more, label %warp, label %done
+done:
+  ret void
+}}
+
+define void @emu.worker(i64 %linear) {{
+  %me = alloca %me
+  store %me {{ i64 0, i64 0 }}, ptr %me
+  store i64 %linear, ptr %me
+  %key = load i32, ptr @emu.key
+  call i32 @pthread_setspecific(i32 %key, ptr %me)
+  br label %wait
+wait:
+  call i32 @pthread_barrier_wait(ptr @emu.start)
+  %run = load ptr, ptr @emu.job
+  %stop = icmp eq ptr %run, null
+  br i1 %stop, label %exit, label %go
+go:
+  %argsp = getelementptr %job, ptr @emu.job, i32 0, i32 1
+  %args = load ptr, ptr %argsp
+  call void %run(ptr %args)
+  atomicrmw add ptr @emu.done, i64 1 seq_cst
+  br label %wait
+exit:
+  ret void
+}}
+
+define internal ptr @emu.me() {{
+  %key = load i32, ptr @emu.key
+  %me = call ptr @pthread_getspecific(i32 %key)
+  ret ptr %me
+}}
+
+define internal i64 @emu.field(i32 %field) {{  ; every field of %job is 8 bytes
+  %p = getelementptr i64, ptr @emu.job, i32 %field
+  %v = load i64, ptr %p
+  ret i64 %v
+}}
+
+define internal i64 @emu.linear() {{
+  %me = call ptr @emu.me()
+  %linear = load i64, ptr %me
+  ret i64 %linear
+}}
+
+define i32 @emu.sreg.tid.x() {{
+  %l = call i64 @emu.linear()
+  %w = call i64 @emu.field(i32 2)
+  %x = urem i64 %l, %w
+  %r = trunc i64 %x to i32
+  ret i32 %r
+}}
+
+define i32 @emu.sreg.tid.y() {{
+  %l = call i64 @emu.linear()
+  %w = call i64 @emu.field(i32 2)
+  %y = udiv i64 %l, %w
+  %r = trunc i64 %y to i32
+  ret i32 %r
+}}
+
+define i32 @emu.sreg.ntid.x() {{
+  %v = call i64 @emu.field(i32 2)
+  %r = trunc i64 %v to i32
+  ret i32 %r
+}}
+
+define i32 @emu.sreg.ntid.y() {{
+  %v = call i64 @emu.field(i32 3)
+  %r = trunc i64 %v to i32
+  ret i32 %r
+}}
+
+define i32 @emu.sreg.ctaid.x() {{
+  %v = call i64 @emu.field(i32 4)
+  %r = trunc i64 %v to i32
+  ret i32 %r
+}}
+
+define i32 @emu.sreg.nctaid.x() {{
+  %v = call i64 @emu.field(i32 5)
+  %r = trunc i64 %v to i32
+  ret i32 %r
+}}
+
+define void @emu.barrier(i32 %id) {{
+  call i32 @pthread_barrier_wait(ptr @emu.block)
+  ret void
+}}
+
+define i32 @emu.shfl.i32(i32 %mask, i32 %value, i32 %delta, i32 %clamp) {{
+  %me = call ptr @emu.me()
+  %linear = load i64, ptr %me
+  %lane = urem i64 %linear, {WARP}
+  %warp = udiv i64 %linear, {WARP}
+  %setp = getelementptr %me, ptr %me, i32 0, i32 1
+  %set = load i64, ptr %setp
+  %other = xor i64 %set, 1
+  store i64 %other, ptr %setp
+  %mine = getelementptr [{WARPS} x [2 x [{WARP} x i32]]], ptr @emu.slots, i64 0, i64 %warp, i64 %set, i64 %lane
+  store i32 %value, ptr %mine
+  %bar = getelementptr [{WARPS} x [64 x i8]], ptr @emu.warps, i64 0, i64 %warp, i64 0
+  call i32 @pthread_barrier_wait(ptr %bar)
+  %lane32 = trunc i64 %lane to i32
+  %source = add i32 %lane32, %delta
+  %inside = icmp ule i32 %source, %clamp
+  %index = select i1 %inside, i32 %source, i32 %lane32
+  %index64 = zext i32 %index to i64
+  %theirs = getelementptr [{WARPS} x [2 x [{WARP} x i32]]], ptr @emu.slots, i64 0, i64 %warp, i64 %set, i64 %index64
+  %result = load i32, ptr %theirs
+  ret i32 %result
+}}
+
+define float @emu.shfl.f32(i32 %mask, float %value, i32 %delta, i32 %clamp) {{
+  %bits = bitcast float %value to i32
+  %moved = call i32 @emu.shfl.i32(i32 %mask, i32 %bits, i32 %delta, i32 %clamp)
+  %result = bitcast i32 %moved to float
+  ret float %result
+}}
+"""
+EMULATOR_EXPORTS = ["emu.barrier", "emu.shfl.i32", "emu.shfl.f32"] + [
+    f"emu.sreg.{register}" for register in ("tid.x", "tid.y", "ntid.x", "ntid.y", "ctaid.x",
+                                             "nctaid.x")]
+
+
+class Job(ctypes.Structure):
+    _fields_ = [("run", ctypes.c_void_p), ("args", ctypes.c_void_p), ("ntid_x", ctypes.c_int64),
+                ("ntid_y", ctypes.c_int64), ("ctaid_x", ctypes.c_int64),
+                ("nctaid_x", ctypes.c_int64)]
+
+
+class Emulator:
+    """Runs the lowered kernels on the CPU, to test what they compute on machines without a GPU.
+
+    The NVPTX module's IR (as lowering made it, before LLVM's NVPTX passes) is retargeted to the
+    host (`EmulatedModule`); a launch runs its blocks one after another, the BLOCK threads of a
+    block at once (`EMULATOR_IR`), so barriers and warp shuffles work as on a GPU. A block that
+    does not finish in TIMEOUT seconds (some thread left waiting at a barrier) fails the test."""
+
+    def __init__(self):
+        module = llvm.parse_assembly(EMULATOR_IR)
+        module.triple = llvm_target.host().triple
+        module.verify()
+        self.engine = llvm.create_mcjit_compiler(module, llvm_target.host().machine())
+        self.engine.finalize_object()
+        for name in EMULATOR_EXPORTS:
+            llvm.add_symbol(name, self.engine.get_function_address(name))
+        ctypes.CFUNCTYPE(None)(self.engine.get_function_address("emu.init"))()
+        self.job = Job.from_address(self.engine.get_global_value_address("emu.job"))
+        self.done = ctypes.c_int64.from_address(self.engine.get_global_value_address("emu.done"))
+        self.start = self.engine.get_global_value_address("emu.start")
+        self.barrier_wait = ctypes.CDLL(None).pthread_barrier_wait
+        self.barrier_wait.argtypes = [ctypes.c_void_p]
+        worker = ctypes.CFUNCTYPE(None, ctypes.c_int64)(
+            self.engine.get_function_address("emu.worker"))
+        self.workers = [threading.Thread(target=worker, args=(linear,), daemon=True)
+                        for linear in range(BLOCK)]
+        for thread in self.workers:
+            thread.start()
+
+    def launch(self, run: int, args, blocks: int, shape: tuple) -> None:
+        assert shape[0] * shape[1] * shape[2] == BLOCK
+        self.job.run, self.job.args = run, ctypes.addressof(args)
+        self.job.ntid_x, self.job.ntid_y, self.job.nctaid_x = shape[0], shape[1], blocks
+        for block in range(blocks):
+            self.job.ctaid_x = block
+            self.done.value = 0
+            self.barrier_wait(self.start)
+            deadline = time.monotonic() + TIMEOUT
+            while self.done.value < BLOCK:
+                assert time.monotonic() < deadline, \
+                    "a block did not finish: some of its threads wait at a barrier or shuffle"
+                time.sleep(1e-4)
+
+    def close(self) -> None:
+        self.job.run = None
+        self.barrier_wait(self.start)
+        for thread in self.workers:
+            thread.join()
+
+
+NVPTX_TO_HOST = [
+    (re.compile(r" addrspace\(\d\)"), ""),  # the host has one address space
+    (re.compile(r"ptx_kernel "), ""),
+    (re.compile(r'"llvm\.nvvm\.read\.ptx\.sreg\.'), '"emu.sreg.'),
+    (re.compile(r'"llvm\.nvvm\.shfl\.sync\.down\.'), '"emu.shfl.'),
+    (re.compile(r'"llvm\.nvvm\.barrier\.cta\.sync\.aligned\.all"'), '"emu.barrier"'),
+    (re.compile(r'"__nv_(\w+)"'), r'"\1"'),  # libdevice's __nv_expf → libm's expf
+    (re.compile(r'target triple = ".*"'), f'target triple = "{llvm_target.host().triple}"'),
+    (re.compile(r'target datalayout = ".*"'),
+     f'target datalayout = "{llvm_target.host().data_layout}"'),
+]
+
+
+class EmulatedModule:
+    """A lowered module on the host, standing in for the loaded PTX module (pycuda's API). Each
+    kernel gets a trampoline `emu.run.K(ptr args)` that reads its arguments from an array."""
+
+    def __init__(self, emulator: Emulator, module_text: str, launches):
+        for pattern, replacement in NVPTX_TO_HOST:
+            module_text = pattern.sub(replacement, module_text)
+        for launch in {launch.kernel: launch for launch in launches}.values():
+            module_text += trampoline(launch.kernel, len(launch.buffers), module_text)
+        module = llvm.parse_assembly(module_text)
+        module.verify()
+        self.engine = llvm.create_mcjit_compiler(module, llvm_target.host().machine())
+        self.engine.finalize_object()
+        self.emulator = emulator
+
+    def get_function(self, name: str):
+        module = self
+
+        class Kernel:
+            def prepare(self, formats: str):
+                self.count = len(formats)
+
+            def prepared_call(self, grid, block, *args):
+                values = (ctypes.c_int64 * self.count)(*args)
+                run = module.engine.get_function_address(f"emu.run.{name}")
+                module.emulator.launch(run, values, grid[0], block)
+
+        return Kernel()
+
+
+def trampoline(kernel: str, pointers: int, module_text: str) -> str:
+    dims = int(re.search(rf'define void @"{kernel}"\((.*)\)', module_text).group(1)
+               .count("i64 %"))
+    lines = [f'define void @"emu.run.{kernel}"(ptr %args) {{']
+    params = []
+    for index in range(pointers + dims):
+        kind = "ptr" if index < pointers else "i64"
+        lines += [f"  %p{index} = getelementptr i64, ptr %args, i64 {index}",
+                  f"  %a{index} = load {kind}, ptr %p{index}"]
+        params.append(f"{kind} %a{index}")
+    lines += [f'  call void @"{kernel}"({", ".join(params)})', "  ret void", "}", ""]
+    return "\n" + "\n".join(lines)
+
+
+class HostMemory(types.ModuleType):
+    """pycuda.driver as far as runtime/cuda.Compiled uses it, with device memory on the host."""
+
+    Error = RuntimeError
+
+    def __init__(self):
+        super().__init__("pycuda.driver")
+
+    def init(self):
+        pass
+
+    @staticmethod
+    def mem_alloc(nbytes):
+        return Allocation(np.empty(nbytes, np.uint8))
+
+    @staticmethod
+    def memcpy_htod(address, array):
+        ctypes.memmove(address, array.ctypes.data, array.nbytes)
+
+    @staticmethod
+    def memcpy_dtoh(array, address):
+        ctypes.memmove(array.ctypes.data, address, array.nbytes)
+
+
+class Allocation:
+    def __init__(self, memory: np.ndarray):
+        self.memory = memory
+
+    def __int__(self):
+        return self.memory.ctypes.data
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    emulator = Emulator()
+    yield emulator
+    emulator.close()
+
+
+@pytest.fixture
+def emulated(emulator, monkeypatch):
+    """compile(func) → runtime/cuda.Compiled running on the emulator, with at most 2 blocks per
+    launch so that every grid-stride loop takes several turns."""
+    package = types.ModuleType("pycuda")
+    package.driver = HostMemory()
+    monkeypatch.setitem(sys.modules, "pycuda", package)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", package.driver)
+    monkeypatch.setattr(plan, "MAX_BLOCKS", 2)
+
+    def compile_emulated(func: Function):
+        lowered = lower(func, "sm_90")
+        module = EmulatedModule(emulator, str(lowered.module), lowered.plan.launches)
+        monkeypatch.setattr(cuda, "load", lambda text, gpu: module)
+        program = ptx.Program(func.name, "sm_90", (7, 8), "", lowered.plan)
+        return cuda.Compiled(program, cuda.Device("emulator", "sm_90", (9, 0), 13000))
+
+    return compile_emulated
+
+
+def check(c: Case, compiled, batches) -> None:
+    """Every output of the case against the NumPy backend's, at each batch size."""
+    reference = numpy_backend.compile(c.func)
+    for n in (0,) if c.fixed else batches:
+        sizes = {d: n for d in c.func.dims}
+        args = c.args(sizes)
+        for out, got, want in zip(c.func.outputs, compiled(sizes, args), reference(sizes, args)):
+            assert got.dtype == want.dtype and got.shape == want.shape, (out.label, got.shape)
+            dtype = out.value.type.dtype
+            if dtype in TOLERANCE:
+                np.testing.assert_allclose(got, want, **(c.tolerance or TOLERANCE[dtype]),
+                                           equal_nan=True, err_msg=f"{out.label}, N={n}")
+            else:
+                np.testing.assert_array_equal(got, want, err_msg=f"{out.label}, N={n}")
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=() if case.compact or case.fixed
+                                               else pytest.mark.slow)
+                                  for name, case in CASES.items()])
+def test_emulated_against_numpy(emulated, name):
+    """The compact cases and those with special values by default, all with -m slow."""
+    check(CASES[name], emulated(CASES[name].func), EMULATED_BATCHES)
+
+
 # -- on the GPU -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -373,20 +744,7 @@ def gpu():
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", list(CASES))
 def test_on_gpu_against_numpy(gpu, name):
-    c = CASES[name]
-    compiled = ptx.compile(c.func)
-    reference = numpy_backend.compile(c.func)
-    for n in (0,) if c.fixed else BATCHES:
-        sizes = {d: n for d in c.func.dims}
-        args = c.args(sizes)
-        for out, got, want in zip(c.func.outputs, compiled(sizes, args), reference(sizes, args)):
-            assert got.dtype == want.dtype and got.shape == want.shape, (out.label, got.shape)
-            dtype = out.value.type.dtype
-            if dtype in TOLERANCE:
-                np.testing.assert_allclose(got, want, **(c.tolerance or TOLERANCE[dtype]),
-                                           equal_nan=True, err_msg=f"{out.label}, N={n}")
-            else:
-                np.testing.assert_array_equal(got, want, err_msg=f"{out.label}, N={n}")
+    check(CASES[name], ptx.compile(CASES[name].func), BATCHES)
 
 
 @pytest.mark.gpu
