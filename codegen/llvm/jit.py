@@ -1,9 +1,13 @@
-"""Compiling a lowered module with MCJIT, and calling its entry function from Python."""
+"""Compiling a function to object code (or finding it in the cache), loading it with MCJIT, and
+calling its entry function from Python."""
 
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
 import threading
+import time
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -11,8 +15,9 @@ import numpy as np
 from ...ir.core import Function
 from ...ir.errors import Error
 from ...ir.types import NUMPY_DTYPES, eval_dim
+from . import cache as compile_cache
 from . import threads as threads_module
-from .lower import Options, Signature, lower, threads_global
+from .lower import Options, lower, threads_global
 from .target import Target, host, optimize
 
 EMIT_KINDS = ("llvm", "llvm-opt", "asm")
@@ -31,6 +36,16 @@ def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:
     return module
 
 
+def object_code(func: Function, target: Target, options: Options) -> compile_cache.Entry:
+    """Lowered, verified, optimised at O3 and compiled for the host."""
+    lowered = lower(func, target, options)
+    module = llvm.parse_assembly(str(lowered.module))
+    module.verify()
+    machine = target.machine()
+    optimize(module, machine)
+    return compile_cache.Entry(lowered.signature, machine.emit_object(module))
+
+
 def emit(func: Function, kind: str = "llvm", *, fast_math: bool = False) -> str:
     """LLVM IR as generated (`llvm`), after O3 (`llvm-opt`), or the host's assembly (`asm`)."""
     if kind not in EMIT_KINDS:
@@ -45,22 +60,29 @@ def emit(func: Function, kind: str = "llvm", *, fast_math: bool = False) -> str:
     return str(module) if kind == "llvm-opt" else machine.emit_assembly(module)
 
 
-def compile(func: Function, *, fast_math: bool = False, threads: int | None = None) -> Compiled:
+def compile(func: Function, *, fast_math: bool = False, threads: int | None = None,
+            cache: bool = True) -> Compiled:
     """Native code for `func` on this machine. `fast_math` lets float sums and products be
     reassociated (vectorised reductions; results may differ in the last bits). `threads`: how
     many threads large kernels may use (default `TFLC_NUM_THREADS`, else every core); results
-    do not depend on it."""
+    do not depend on it. With `cache`, object code is kept on disk (cache.py) and a function
+    compiled before is only loaded. `TFLC_LOG_COMPILES=1` reports each one on stderr."""
+    started = time.perf_counter()
     target = host()
     options = options_for(target, fast_math)
-    lowered = lower(func, target, options)
-    module = llvm.parse_assembly(str(lowered.module))
-    module.verify()
-    machine = target.machine()
-    optimize(module, machine)
-    engine = llvm.create_mcjit_compiler(module, machine)
-    engine.finalize_object()
-    compiled = Compiled(lowered.signature, engine, machine)
+    cache_key = compile_cache.key(func, target, options) if cache else None
+    entry = compile_cache.load(cache_key) if cache else None
+    how = "loaded from the cache"
+    if entry is None:
+        entry = object_code(func, target, options)
+        how = "compiled (not in the cache)" if cache else "compiled (cache off)"
+        if cache:
+            compile_cache.save(cache_key, entry)
+    compiled = Compiled(entry, target)
     compiled.threads = threads_module.default_count() if threads is None else threads
+    if os.environ.get("TFLC_LOG_COMPILES") == "1":
+        print(f"tflc: llvm @{func.name}: {how} in {time.perf_counter() - started:.3f} s",
+              file=sys.stderr)
     return compiled
 
 
@@ -70,11 +92,15 @@ class Compiled:
     Outputs are fresh NumPy arrays; the scratch buffer for intermediates is kept between calls
     (one per thread, grown when a larger batch needs more)."""
 
-    def __init__(self, signature: Signature, engine: llvm.ExecutionEngine,
-                 machine: llvm.TargetMachine):
-        self.signature = signature
-        self._engine = engine  # owns the code; the machine must outlive it
-        self._machine = machine
+    def __init__(self, entry: compile_cache.Entry, target: Target):
+        self.signature = signature = entry.signature
+        # MCJIT wants a module: an empty one, then the object code
+        empty = llvm.parse_assembly("")
+        empty.triple, empty.data_layout = target.triple, target.data_layout
+        self._machine = target.machine()  # owned by the engine, kept alive with it
+        self._engine = engine = llvm.create_mcjit_compiler(empty, self._machine)
+        engine.add_object_file(llvm.ObjectFileRef.from_data(entry.object_code))
+        engine.finalize_object()
         nptrs = len(signature.args) + len(signature.outputs) + 1
         prototype = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * nptrs,
                                      *[ctypes.c_int64] * len(signature.dims))
