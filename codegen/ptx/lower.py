@@ -71,9 +71,7 @@ class Lowerer:
         self.names = Namer()
         for value in func.args:
             self.names.define(value)
-        for op in func.ops:
-            for result in op.results:
-                self.names.define(result)
+        self.define_names(func.ops)
         self.env: dict[Value, Buffer] = {}
         for index, value in enumerate(func.args):
             name = self.names[value]
@@ -87,6 +85,14 @@ class Lowerer:
         self.slots: list[Dim] = []
         self.launches: list[Launch] = []
         self.kernel_names: set[str] = set()
+
+    def define_names(self, ops) -> None:
+        """Names for the values ops compute, those inside fused ops' regions too."""
+        for op in ops:
+            for result in op.results:
+                self.names.define(result)
+            if op.region is not None:
+                self.define_names(op.region.ops)
 
     def buffer(self, value: Value) -> Buffer:
         return self.env[value]
@@ -117,8 +123,8 @@ class Lowerer:
         k.finish()
         self.launches.append(Launch(k.function.name, tuple(k.bases), grid))
 
-    def run(self) -> Lowered:
-        for op in self.func.ops:
+    def lower_ops(self, ops) -> None:
+        for op in ops:
             lowering = LOWERINGS.get(op.opcode)
             if lowering is None and REGISTRY[op.opcode].kind == "elementwise":
                 lowering = lower_elementwise
@@ -126,6 +132,9 @@ class Lowerer:
                 raise Error(f"the cuda backend has no lowering for '{op.opcode}' "
                             "(composites and grad must be expanded by the passes first)", op.loc)
             lowering(self, op)
+
+    def run(self) -> Lowered:
+        self.lower_ops(self.func.ops)
         for out, ref in zip(self.func.outputs, self.outputs):
             source = self.env[out.value]
             if source.base is not ref:
@@ -332,6 +341,22 @@ def lower_rng_uniform(lw: Lowerer, op: Op) -> None:
     pointwise(lw, name, out, [counter], body)
 
 
+def lower_fused(lw: Lowerer, op: Op) -> None:
+    """Not fused yet on the GPU: each op of the region is its own kernel, as if `fuse` had
+    not run (the results are the same). A yield that is an output of the function is still
+    computed straight into the output's buffer."""
+    region = op.region
+    for arg, operand in zip(region.args, op.operands):
+        lw.env[arg] = lw.env[operand]
+    for result, out in zip(op.results, region.outputs):
+        ref = lw.unclaimed.pop(result, None)
+        if ref is not None and out.value not in region.args:
+            lw.unclaimed.setdefault(out.value, ref)
+    lw.lower_ops(region.ops)
+    for result, out in zip(op.results, region.outputs):
+        lw.env[result] = lw.env[out.value]
+
+
 LOWERINGS: dict[str, Lowering] = {
     "sum": lower_reduce,
     "prod": lower_reduce,
@@ -350,4 +375,5 @@ LOWERINGS: dict[str, Lowering] = {
     "shape": lower_shape,
     "rng_uniform": lower_rng_uniform,
     "const": cpu.lower_const,
+    "fused": lower_fused,
 }

@@ -18,6 +18,7 @@ import threading
 import time
 import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -28,8 +29,10 @@ from tflc.codegen.ptx import plan, target
 from tflc.codegen.ptx.device import WARP
 from tflc.codegen.ptx.kernels import BLOCK
 from tflc.codegen.ptx.lower import lower
+from tflc.frontend import parse_file
 from tflc.ir import REGISTRY, Builder, Error, Function, Output, TensorType, Value
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
+from tflc.passes.pipeline import default_pipeline, run_pipeline, select_entry
 from tflc.runtime import cuda
 
 RNG = np.random.default_rng(0)
@@ -730,6 +733,61 @@ def test_emulated_against_numpy(emulated, name):
     check(CASES[name], emulated(CASES[name].func), EMULATED_BATCHES)
 
 
+# -- the example models, through the whole pipeline -----------------------------------------------
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.tfl"))
+QUICK_EXAMPLES = ("linear_regression", "logistic_regression")  # the others with -m slow
+
+
+def example_entries():
+    """Each example's fetches, and each of its steps, as the compiled entry function."""
+    for path in EXAMPLES:
+        module = parse_file(path)
+        model = module.function("model")
+        for fetches, step in [(model.fetchable, None)] + [((), step) for step in model.steps]:
+            entry = run_pipeline(select_entry(module, list(fetches), step), default_pipeline())
+            func = entry.function.replace(name=f"{path.stem}_{step or 'fetches'}")
+            marks = () if path.stem in QUICK_EXAMPLES else pytest.mark.slow
+            yield pytest.param(func, id=func.name, marks=marks)
+
+
+def example_args(func: Function, sizes: dict) -> list:
+    """Feeds, params and state: floats around 0, small non-negative integers (labels, counts)."""
+    args = []
+    for a in func.args:
+        shape = tuple(eval_dim(d, sizes) for d in a.type.shape)
+        if a.type.is_float:
+            args.append((0.5 * RNG.standard_normal(shape)).astype(NUMPY_DTYPES[a.type.dtype]))
+        else:
+            args.append(RNG.integers(0, 10, shape).astype(NUMPY_DTYPES[a.type.dtype]))
+    return args
+
+
+def check_example(func: Function, compiled) -> None:
+    """Against the NumPy backend. Gradients sum terms that cancel, so the tolerance is relative
+    to each output's largest element rather than to each element."""
+    sizes = {d: 5 for d in func.dims}
+    args = example_args(func, sizes)
+    got = compiled(sizes, args)
+    for out, g, w in zip(func.outputs, got, numpy_backend.compile(func)(sizes, args)):
+        assert g.dtype == w.dtype and g.shape == w.shape, out.label
+        scale = float(np.max(np.abs(w), initial=1.0)) if w.dtype.kind == "f" else 0
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * scale, equal_nan=True,
+                                   err_msg=out.label)
+
+
+@pytest.mark.parametrize("func", list(example_entries()))
+def test_examples_emulated_against_numpy(emulated, func):
+    check_example(func, emulated(func))
+
+
+@pytest.mark.slow
+@needs_toolkit
+def test_ptxas_accepts_every_example(tmp_path):
+    funcs = [param.values[0] for param in example_entries()]
+    assemble_all([Case(func, {}, {}) for func in funcs], tmp_path)
+
+
 # -- on the GPU -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -745,6 +803,13 @@ def gpu():
 @pytest.mark.parametrize("name", list(CASES))
 def test_on_gpu_against_numpy(gpu, name):
     check(CASES[name], ptx.compile(CASES[name].func), BATCHES)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("func", [param.values[0] for param in example_entries()],
+                         ids=lambda func: func.name)
+def test_examples_on_gpu_against_numpy(gpu, func):
+    check_example(func, ptx.compile(func))
 
 
 @pytest.mark.gpu
