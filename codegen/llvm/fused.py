@@ -167,6 +167,7 @@ class FusedKernel:
             inner = self.producer[value]
             operands = [self.evaluate(u, self.operand_projection(inner, u, projection), loop)
                         for u in inner.operands]
+            loop.k.at(inner.loc)
             if inner.opcode == "const":
                 result = const(value.type.dtype, inner.attrs["value"].item())
             elif inner.opcode in ("broadcast_to", "reshape"):

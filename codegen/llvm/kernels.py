@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 from llvmlite import ir
 
+from ...ir.errors import Loc
 from ...ir.types import Dim
+from .debug import DebugInfo
 from .layout import Layout, collapse
 from .scalar import I1, I32, I64, Scalar, is_float, llvm_type, memory_type
 
@@ -87,7 +89,8 @@ class Kernel:
     GOMP_parallel when the kernel's `work` is large enough."""
 
     def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...],
-                 fma: bool = False, threads: Threads | None = None, work: Dim = 0):
+                 fma: bool = False, threads: Threads | None = None, work: Dim = 0,
+                 debug: DebugInfo | None = None, loc: Loc | None = None):
         # Globals (constants) are used directly, so LLVM sees their values; every other
         # distinct base pointer becomes one parameter.
         self.bases: list[ir.Value] = []
@@ -119,6 +122,14 @@ class Kernel:
         self.b = ir.IRBuilder(self.function.append_basic_block("body"))
         self.s = Scalar(self.b, fma)
         self._dims: dict[Dim, ir.Value] = {}
+        self.debug, self.loc = debug, loc
+        if debug is not None:
+            self.scope = debug.place([self.setup, self.b], self.function, loc)
+
+    def at(self, loc: Loc | None) -> None:
+        """The source location of the instructions emitted from now on (a region's op)."""
+        if self.debug is not None:
+            self.b.debug_metadata = self.debug.location(self.scope, loc)
 
     def operand(self, buffer: Buffer, layout: Layout | None = None) -> Operand:
         ptr = buffer.base if isinstance(buffer.base, ir.GlobalVariable) \
@@ -180,6 +191,8 @@ class Kernel:
         worker = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR]), f"{self.name}.thread")
         worker.linkage = "internal"
         b = ir.IRBuilder(worker.append_basic_block("entry"))
+        if self.debug is not None:
+            self.debug.place([b], worker, self.loc)
         fields = [b.load(b.gep(worker.args[0], [ir.Constant(I32, 0), ir.Constant(I32, i)],
                                source_etype=struct), typ=ty, name=arg.name)
                   for i, (arg, ty) in enumerate(zip(args, params))]
@@ -190,6 +203,8 @@ class Kernel:
         b.ret_void()
 
         b = ir.IRBuilder(dispatcher.append_basic_block("entry"))
+        if self.debug is not None:
+            self.debug.place([b], dispatcher, self.loc)
         count = b.load(self.threads.count, typ=I32, name="threads")
         work = evaluate_dim(b, self.work, dict(zip(self.dims, args[len(self.bases):])))
         parallel = b.and_(b.icmp_signed(">", count, ir.Constant(I32, 1)),

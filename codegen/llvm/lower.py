@@ -35,6 +35,7 @@ from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
 from ...ir.types import Dim, TensorType, dim_product, eval_dim
 from . import kernels, matmul, reductions
+from .debug import DebugInfo
 from .elementwise import SCALAR
 from .fused import lower_fused
 from .kernels import PTR, Buffer, Kernel, Threads, add, evaluate_dim
@@ -111,6 +112,10 @@ class Lowerer:
         for param in self.entry.args[:len(params)]:
             param.add_attribute("noalias")
         self.b = ir.IRBuilder(self.entry.append_basic_block("entry"))
+        first = next((op.loc for op in func.ops if op.loc is not None), None)
+        self.debug = DebugInfo(self.module, first)
+        self.debug.place([self.b], self.entry, first)
+        self.loc = first  # of the op being lowered
         nargs, nouts = len(func.args), len(func.outputs)
         self.output_params = list(self.entry.args[nargs:nargs + nouts])
         self.scratch = self.entry.args[nargs + nouts]
@@ -185,7 +190,8 @@ class Lowerer:
         if work is not None and self.options.threads:
             threads = Threads(self.thread_count, self.options.parallel_work)
         return Kernel(self.module, f"{self.func.name}.{name}", buffers, self.func.dims,
-                      fma=self.options.fma, threads=threads, work=work or 0)
+                      fma=self.options.fma, threads=threads, work=work or 0, debug=self.debug,
+                      loc=self.loc)
 
     def call(self, kernel: Kernel) -> None:
         kernel.call(self.b, self.sizes)
@@ -203,6 +209,7 @@ class Lowerer:
             if lowering is None:
                 raise Error(f"the llvm backend has no lowering for '{op.opcode}' "
                             "(composites and grad must be expanded by the passes first)", op.loc)
+            self.loc = op.loc
             lowering(self, op)
         for out, param in zip(self.func.outputs, self.output_params):
             source = self.env[out.value]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tflc.codegen.llvm import compile, emit
-from tflc.ir import Builder, Error, Function, Output, TensorType, Value
+from tflc.ir import Builder, Error, Function, Loc, Output, TensorType, Value
 
 RNG = np.random.default_rng(1)
 
@@ -90,6 +90,20 @@ def test_emitted_module_is_verified_and_named_after_the_ir():
         assert param in entry
     assert 'define internal void @"dense.hidden"' in text
     assert '%"hidden" = call float @"llvm.maximum.f32"' in text
+
+
+def test_debug_locations_are_the_source_lines():
+    x = Value(TensorType("f32", ("N",)), "x")
+    b = Builder(loc=Loc("nets/m.tfl", 7, 3))
+    y = b.emit("exp", x, name="y")
+    z = b.emit("sum", y, name="z", loc=Loc("nets/m.tfl", 9, 5))
+    func = Function("f", ("N",), (x,), tuple(b.ops), (Output("y", y), Output("z", z)))
+    text = emit(func, "llvm")
+    llvm.parse_assembly(text).verify()
+    assert '!DIFile(directory: "nets", filename: "m.tfl")' in text
+    assert 'name: "f.z"' in text and "line: 9" in text
+    assert "!DILocation(column: 3, line: 7" in text
+    assert "\t.loc\t1 9 5" in emit(func, "asm")
 
 
 def test_optimised_code_is_vectorised():
