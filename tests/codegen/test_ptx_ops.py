@@ -41,6 +41,7 @@ BATCHES = (1, 7, 100, 3000)
 EMULATED_BATCHES = (1, 45)  # 45 x 3 x 4 elements: more than the 2 x 256 threads emulated
 TIMEOUT = 20  # seconds a thread of the emulator waits at a barrier
 TOLERANCE = {"f32": {"rtol": 2e-6, "atol": 1e-6}, "f64": {"rtol": 1e-13, "atol": 1e-13}}
+EXACT = {"rtol": 0, "atol": 0}  # copies, single IEEE operations, random bits
 SUMS = {"f32": {"rtol": 1e-5, "atol": 1e-5}, "f64": {"rtol": 1e-12, "atol": 1e-12}}
 
 
@@ -247,7 +248,7 @@ def views(b, v):
     }
 
 
-case("views", {"x": ("f32", ("N", 3, 4)), "r": ("f32", ("N", 1))}, views)
+case("views", {"x": ("f32", ("N", 3, 4)), "r": ("f32", ("N", 1))}, views, tolerance=EXACT)
 case("bool_data", {"m": ("bool", ("N", 3))},
      lambda b, v: {"t": b.emit("transpose", v["m"]), "c": b.emit("concat", v["m"], v["m"], axis=1),
                    "p": b.emit("pad", v["m"], before=[0, 1], after=[0, 1])})
@@ -256,13 +257,13 @@ for _dtype in ("i32", "i64"):
          lambda b, v: {"h": b.emit("one_hot", v["i"], depth=5),
                        "h2": b.emit("one_hot", v["j"], depth=3),
                        "h0": b.emit("one_hot", v["s"], depth=4)},
-         ranges={"i": (-1, 6), "j": (-1, 3), "s": (0, 3)})
+         ranges={"i": (-1, 6), "j": (-1, 3), "s": (0, 3)}, tolerance=EXACT)
 for _dtype in ("f32", "f64"):
     case(f"rng_{_dtype}", {"like": (_dtype, ("N", 3, 5)), "counter": ("i64", ())},
          lambda b, v: {"u": b.emit("rng_uniform", v["like"], v["counter"], seed=7, stream=3),
                        "big": b.emit("rng_uniform", v["like"], v["counter"], seed=2 ** 64 - 1,
                                      stream=2 ** 63)},
-         ranges={"counter": (-5, 12345)})
+         ranges={"counter": (-5, 12345)}, tolerance=EXACT)
 
 
 def constants(b, v):
@@ -274,7 +275,8 @@ def constants(b, v):
             "count": b.const(3, "i32")}
 
 
-case("constants", {"x": ("f64", ("N", 3, 4)), "m": ("bool", ("N", 4))}, constants)
+case("constants", {"x": ("f64", ("N", 3, 4)), "m": ("bool", ("N", 4))}, constants,
+     tolerance=EXACT)
 
 
 # -- multi-op functions ---------------------------------------------------------------------------
@@ -823,3 +825,18 @@ def test_on_gpu_grid_stride_past_the_largest_grid(gpu):
     z, s = ptx.compile(func)({"N": n}, [x, y])
     np.testing.assert_array_equal(z, x + y)
     np.testing.assert_allclose(s, x.sum(dtype=np.float64), rtol=1e-5)
+
+
+def test_emulated_matmul_and_column_sums_are_the_cpu_backends_bits(emulated):
+    """The same order and rounding as the LLVM CPU backend: matmul in k order with fused
+    multiply-adds, reductions over leading axes in memory order, argmax."""
+    from tflc.codegen import llvm as cpu
+
+    func = function("same", {"a": ("f32", ("N", 37)), "b": ("f32", (37, 45))},
+                    lambda b, v: {"m": b.emit("matmul", v["a"], v["b"]),
+                                  "s": b.emit("sum", v["b"], axis=0),
+                                  "i": b.emit("argmax", v["a"], axis=0)})
+    sizes = {"N": 45}
+    args = [random_array("f32", (45, 37)), random_array("f32", (37, 45))]
+    for got, want in zip(emulated(func)(sizes, args), cpu.compile(func)(sizes, args)):
+        np.testing.assert_array_equal(got, want)
