@@ -180,6 +180,9 @@ class Gemm:
                          for v in range(tiling.vectors)] for r in range(tiling.rows)]
         block = ir.Constant(I64, tiling.depth(dtype))
         blocks = b.udiv(b.add(self.depth, ir.Constant(I64, tiling.depth(dtype) - 1)), block)
+        # at least one block, which starts the tiles at -0.0: with no k at all, C is zeros
+        blocks = b.select(b.icmp_unsigned("==", blocks, ir.Constant(I64, 0)),
+                          ir.Constant(I64, 1), blocks)
         row_tiles = b.udiv(b.sub(rows[1], rows[0]), ir.Constant(I64, tiling.rows))
         col_tiles = b.udiv(b.sub(columns[1], columns[0]), ir.Constant(I64, tiling.columns))
         with for_range(b, blocks, "kb", as_written=True) as kb:

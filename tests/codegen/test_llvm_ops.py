@@ -317,13 +317,17 @@ def test_matmul_tiles_edges_and_blocks(dtype):
 
 
 def test_matmul_of_transposed_views():
+    """Transposed operands, and N as the inner dim (a weight gradient): N = 0 gives zeros."""
     def build(b, v):
         at = b.emit("transpose", v["a"])
         return {"atw": b.emit("matmul", at, v["w"]),
-                "atct": b.emit("matmul", at, b.emit("transpose", v["c"]))}
+                "atct": b.emit("matmul", at, b.emit("transpose", v["c"])),
+                "ata": b.emit("matmul", v["a"], at),
+                "xtg": b.emit("matmul", b.emit("transpose", v["x"]), v["g"])}
 
-    func = function({"a": ("f32", (6, "N")), "w": ("f32", (6, 4)), "c": ("f32", (4, 6))}, build)
-    check(func, args_for(func), tolerance=dict(rtol=1e-5, atol=1e-5))
+    func = function({"a": ("f32", (6, "N")), "w": ("f32", (6, 4)), "c": ("f32", (4, 6)),
+                     "x": ("f32", ("N", 40)), "g": ("f32", ("N", 70))}, build)
+    check(func, args_for(func), batches=(0,) + BATCHES, tolerance=dict(rtol=1e-5, atol=1e-5))
 
 
 # -- shape ops -----------------------------------------------------------------------------------
