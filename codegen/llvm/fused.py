@@ -301,13 +301,15 @@ class FusedKernel:
         return Loop(shape, body, list(keys))
 
     def init_loop(self, members: list[Op], shape: tuple) -> Loop:
-        sums = [r for r in members if r.opcode not in ("argmax", "argmin")]
-        keys = [self.accumulator(r) for r in sums]
+        """Accumulators start at the identity; argmax's index at 0, its answer for an empty
+        axis (its best value needs no start: the first element is always taken)."""
+        keys = [self.accumulator(r) for r in members]
 
         def body(loop: LoopContext):
-            for r, key in zip(sums, keys):
-                loop.store(key, reductions.identity(r.opcode, r.result.type.dtype),
-                           r.result.type.dtype)
+            for r, key in zip(members, keys):
+                start = ir.Constant(I64, 0) if r in self.best else \
+                    reductions.identity(r.opcode, r.result.type.dtype)
+                loop.store(key, start, r.result.type.dtype)
 
         return Loop(shape, body, keys)
 
