@@ -52,7 +52,7 @@ class Options:
     fma: bool = True  # matmul steps and math functions use fused multiply-adds (CPU has FMA)
     vector_bytes: int = 32  # the widest vector registers (AVX2: 32, AVX-512: 64)
     threads: bool = False  # emit kernels that can run on several threads (threads.py)
-    parallel_work: int = 1 << 17  # element operations below which a kernel stays on one thread
+    parallel_work: int = 1 << 20  # element operations below which a kernel stays on one thread
 
 
 @dataclass(frozen=True)
