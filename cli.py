@@ -279,14 +279,15 @@ def cmd_train(args) -> int:
 
 
 def only_step(model) -> str:
-    if len(model.steps) != 1:
-        raise Error(f"model {model.module.name} has "
-                    + (f"{len(model.steps)} steps ({', '.join(model.steps)})" if model.steps
-                       else "no step")
-                    + ": name the one to train with --step",
-                    hint=None if model.steps else "declare one, e.g. `train step = sgd(loss, "
-                                                  "lr=0.1)`")
-    return model.steps[0]
+    """The model's step, when it has exactly one."""
+    steps, name = model.steps, model.module.name
+    if len(steps) == 1:
+        return steps[0]
+    if not steps:
+        raise Error(f"model {name} has no step to train",
+                    hint="declare one, e.g. `train step = sgd(loss, lr=0.1)`")
+    raise Error(f"model {name} has {len(steps)} steps ({', '.join(steps)}): name the one to "
+                "train with --step")
 
 
 def default_metric(model) -> str | None:
