@@ -56,6 +56,7 @@ class Loop:
     body: Callable[[LoopContext], None]
     keys: list[Key]
     keep_dims: bool = False  # the body uses the loop indices (argmax)
+    accumulates: bool = False  # the body combines into accumulators (a phase's reductions)
 
 
 def lower_fused(lw: Lowerer, op: Op) -> None:
@@ -217,7 +218,8 @@ class FusedKernel:
                 operands = [k.operand(buffer, layout)
                             for (buffer, _), layout in zip(loop.keys, inner_layouts)]
                 with loop_nest(k, shape, operands, starts=[start_of[key] for key in loop.keys],
-                               shared=not by_rows) as (offsets, index):
+                               shared=not by_rows, reduction=loop.accumulates
+                               ) as (offsets, index):
                     pointers = {key: element(k, operand, offset)
                                 for key, operand, offset in zip(loop.keys, operands, offsets)}
                     loop.body(LoopContext(k, pointers, index))
@@ -348,8 +350,8 @@ class FusedKernel:
                 index = loop.load(self.accumulator(r))
                 loop.store(self.accumulator(r), b.select(take, position, index, name=name), "i64")
 
-        return Loop(shape, body, list(keys),
-                    keep_dims=any(r in self.best for r in members))
+        return Loop(shape, body, list(keys), keep_dims=any(r in self.best for r in members),
+                    accumulates=True)
 
 
 class LoopContext:

@@ -26,7 +26,7 @@ EMIT_KINDS = ("llvm", "llvm-opt", "asm")
 def options_for(target: Target, fast_math: bool = False) -> Options:
     vector_bytes = 64 if target.has("avx512f") else 32 if target.has("avx") else 16
     return Options(fast_math=fast_math, fma=target.has("fma"), vector_bytes=vector_bytes,
-                   threads=threads_module.runtime())
+                   masked_tails=target.has("avx512f"), threads=threads_module.runtime())
 
 
 def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:

@@ -88,9 +88,17 @@ class Kernel:
     `barrier`. `NAME` itself then runs the body on one thread, or on all of them through
     GOMP_parallel when the kernel's `work` is large enough."""
 
+    # optional features, off unless __init__ turns them on (codegen/ptx's DeviceKernel builds
+    # its own signature and relies on these)
+    threads: Threads | None = None
+    debug: DebugInfo | None = None
+    loc: Loc | None = None
+    masked_tails = False
+
     def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...],
                  fma: bool = False, threads: Threads | None = None, work: Dim = 0,
-                 debug: DebugInfo | None = None, loc: Loc | None = None):
+                 debug: DebugInfo | None = None, loc: Loc | None = None,
+                 masked_tails: bool = False):
         # Globals (constants) are used directly, so LLVM sees their values; every other
         # distinct base pointer becomes one parameter.
         self.bases: list[ir.Value] = []
@@ -99,6 +107,7 @@ class Kernel:
                     all(buffer.base is not base for base in self.bases):
                 self.bases.append(buffer.base)
         self.threads, self.work = threads, work
+        self.masked_tails = masked_tails  # for the innermost loops of nests (`for_range`)
         params = [PTR] * len(self.bases) + [I64] * len(dims)
         self.name = module.get_unique_name(name)
         body_name = self.name if threads is None else f"{self.name}.body"
@@ -241,7 +250,7 @@ def evaluate_dim(b: ir.IRBuilder, d: Dim, sizes: dict[str, ir.Value]) -> ir.Valu
 
 @contextmanager
 def for_range(b: ir.IRBuilder, stop: ir.Value, name: str, as_written: bool = False,
-              start: ir.Value | None = None) -> Iterator[ir.Value]:
+              start: ir.Value | None = None, masked: bool = False) -> Iterator[ir.Value]:
     """`for name in range(start, stop)` (start 0 by default): the body is emitted inside the
     `with`; on exit the builder is after the loop.
 
@@ -250,7 +259,11 @@ def for_range(b: ir.IRBuilder, stop: ir.Value, name: str, as_written: bool = Fal
     unrolls them. Otherwise, once LLVM fully unrolls a short inner loop (a dim of 3), it
     vectorises the outer loop across rows, with gathers and scatters: slow to compile (seconds
     for byte-sized elements) and rarely faster; and it copies a matmul's tile code for every
-    tile of a known width (seconds of compile time for nothing)."""
+    tile of a known width (seconds of compile time for nothing).
+
+    A `masked` loop is vectorised with its last, partial vector done under a mask instead of a
+    scalar remainder loop (AVX-512 has mask registers): a row of 10 is one masked step, not 10
+    scalar ones (softmax's row kernel ran 4x faster)."""
     function = b.block.function
     before = b.block
     header = function.append_basic_block(f"{name}.loop")
@@ -267,22 +280,29 @@ def for_range(b: ir.IRBuilder, stop: ir.Value, name: str, as_written: bool = Fal
     index.add_incoming(following, b.block)
     back_edge = b.branch(header)
     if as_written:
-        back_edge.set_metadata("llvm.loop", as_written_loop(b.module, function.name, name))
+        back_edge.set_metadata("llvm.loop", loop_metadata(
+            b.module, f"{function.name} {name}", [("llvm.loop.vectorize.enable", False),
+                                                  ("llvm.loop.unroll.disable",)]))
+    elif masked:
+        back_edge.set_metadata("llvm.loop", loop_metadata(
+            b.module, f"{function.name} {name}", [("llvm.loop.vectorize.enable", True),
+                                                  ("llvm.loop.vectorize.predicate.enable",
+                                                   True)]))
     b.position_at_end(after)
 
 
-def as_written_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
-    """A loop ID `!0 = !{!0, !{!"tflc.loop", !"FUNCTION LOOP"}, !{!"llvm.loop.vectorize.enable",
-    i1 false}, !{!"llvm.loop.unroll.disable"}}`. LLVM wants each loop's ID to refer to itself,
-    and every other operand to be a node (a bare string there aborts LLVM); the name, numbered,
-    keeps each loop's ID its own (llvmlite reuses equal nodes)."""
+def loop_metadata(module: ir.Module, name: str, properties: list[tuple]) -> ir.MDValue:
+    """A loop ID `!0 = !{!0, !{!"tflc.loop", !"NAME #N"}, !{!"PROPERTY", i1 VALUE}, ...}`. LLVM
+    wants each loop's ID to refer to itself, and every other operand to be a node (a bare string
+    there aborts LLVM); the name, numbered, keeps each loop's ID its own (llvmlite reuses equal
+    nodes)."""
     def node(*operands):
-        return module.add_metadata([ir.MetaDataString(module, o) if isinstance(o, str) else o
-                                    for o in operands])
+        return module.add_metadata([
+            ir.MetaDataString(module, o) if isinstance(o, str) else
+            ir.Constant(I1, int(o)) if isinstance(o, bool) else o for o in operands])
 
-    loop_id = node(node("tflc.loop", f"{function} {loop} #{len(module.metadata)}"),
-                   node("llvm.loop.vectorize.enable", ir.Constant(I1, 0)),
-                   node("llvm.loop.unroll.disable"))
+    loop_id = node(node("tflc.loop", f"{name} #{len(module.metadata)}"),
+                   *(node(*p) for p in properties))
     loop_id.operands = (loop_id, *loop_id.operands)
     return loop_id
 
@@ -290,12 +310,16 @@ def as_written_loop(module: ir.Module, function: str, loop: str) -> ir.MDValue:
 @contextmanager
 def loop_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], prefix: str = "i",
               inner_loops: bool = False, starts: list[ir.Value] | None = None,
-              shared: bool = False) -> Iterator[tuple[list[ir.Value], Index]]:
+              shared: bool = False, reduction: bool = False
+              ) -> Iterator[tuple[list[ir.Value], Index]]:
     """Loops over `shape` (row-major); yields each operand's element offset and the index.
     Offsets are built up one loop level at a time, so outer terms stay out of inner loops; they
     begin at the operands' layout offsets, or at `starts` (offsets from enclosing loops).
     Only the innermost loop may vectorise, none with `inner_loops` (the body has its own).
-    A `shared` nest divides its outermost loop among the kernel's threads."""
+    A `shared` nest divides its outermost loop among the kernel's threads. The innermost loop
+    of a `reduction` nest carries a sum: it is left to LLVM's own judgement rather than given
+    masked tails (vectorising a strict float sum is impossible, and LLVM says so on stderr
+    when it was asked to)."""
     b = k.b
     offsets = starts if starts is not None else [k.offset(op.layout) for op in operands]
     sizes = tuple(k.dim(size) for size in shape)
@@ -305,7 +329,8 @@ def loop_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], prefix
             innermost = d == len(sizes) - 1 and not inner_loops
             first, stop = k.chunk(size) if shared and d == 0 else (None, size)
             i = stack.enter_context(for_range(b, stop, f"{prefix}{d}", as_written=not innermost,
-                                              start=first))
+                                              start=first,
+                                              masked=k.masked_tails and not reduction))
             loops.append(i)
             offsets = [add_scaled(k, offset, i, op.layout.strides[d])
                        for offset, op in zip(offsets, operands)]
@@ -349,7 +374,10 @@ def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, 
         shape, layouts = collapse(shape, [op.layout for op in operands])
         operands = [Operand(op.ptr, op.dtype, layout, op.name)
                     for op, layout in zip(operands, layouts)]
-    with loop_nest(k, shape, operands, shared=shared) as (offsets, index):
+    # accumulating along the innermost loop (stride 0 there) is a reduction loop
+    reduction = accumulate and bool(shape) and any(
+        op.layout.strides[-1] == 0 for op in operands[:len(outs)])
+    with loop_nest(k, shape, operands, shared=shared, reduction=reduction) as (offsets, index):
         pointers = [element(k, op, offset) for op, offset in zip(operands, offsets)]
         read = operands if accumulate else operands[len(outs):]
         values = [k.s.load(ptr, op.dtype, op.name)

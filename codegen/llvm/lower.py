@@ -51,6 +51,7 @@ class Options:
     fast_math: bool = False  # reassociate float sums/products (vectorised reductions)
     fma: bool = True  # matmul steps and math functions use fused multiply-adds (CPU has FMA)
     vector_bytes: int = 32  # the widest vector registers (AVX2: 32, AVX-512: 64)
+    masked_tails: bool = False  # loops end with a masked vector step (AVX-512's mask registers)
     threads: bool = False  # emit kernels that can run on several threads (threads.py)
     parallel_work: int = 1 << 20  # element operations below which a kernel stays on one thread
 
@@ -191,7 +192,7 @@ class Lowerer:
             threads = Threads(self.thread_count, self.options.parallel_work)
         return Kernel(self.module, f"{self.func.name}.{name}", buffers, self.func.dims,
                       fma=self.options.fma, threads=threads, work=work or 0, debug=self.debug,
-                      loc=self.loc)
+                      loc=self.loc, masked_tails=self.options.masked_tails)
 
     def call(self, kernel: Kernel) -> None:
         kernel.call(self.b, self.sizes)

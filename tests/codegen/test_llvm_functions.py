@@ -1,11 +1,13 @@
 """The LLVM backend on whole functions: several ops, one native call, against NumPy directly;
 and what it emits (verified LLVM, values named after the IR, vector instructions)."""
 
+import dataclasses
+
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
-from tflc.codegen.llvm import compile, emit
+from tflc.codegen.llvm import compile, emit, jit
 from tflc.ir import Builder, Error, Function, Loc, Output, TensorType, Value
 
 RNG = np.random.default_rng(1)
@@ -69,6 +71,24 @@ def test_softmax_classifier():
         assert accuracy.shape == () and accuracy.dtype == np.float32
         assert accuracy == np.float32(np.mean(want.argmax(axis=1) == labels))
         np.testing.assert_array_equal(w_out, w)
+
+
+def test_same_bits_for_avx2_code(monkeypatch):
+    """Code for 32-byte vectors without masked loop tails (as an AVX2 CPU gets, and runs here
+    too) gives the same bits: matmul tiles of another width sum each element in the same
+    order, and the math functions are the same formulas."""
+    func = softmax_classifier()
+    native = compile(func, cache=False)
+    options_for = jit.options_for
+    monkeypatch.setattr(jit, "options_for", lambda target, fast_math=False: dataclasses.replace(
+        options_for(target, fast_math), vector_bytes=32, masked_tails=False))
+    avx2 = compile(func, cache=False)
+    w = (RNG.standard_normal((784, 10)) * 0.05).astype(np.float32)
+    bias = RNG.standard_normal(10).astype(np.float32)
+    for n in (1, 7, 100):
+        args = [RNG.random((n, 784), dtype=np.float32), w, bias, RNG.integers(0, 10, n)]
+        for want, got in zip(native({"N": n}, args), avx2({"N": n}, args)):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_scratch_buffer_reused_across_sizes():
