@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -111,6 +112,7 @@ class Compiled:
         self._layouts: dict[tuple[int, ...], tuple] = {}
         count_address = engine.get_global_value_address(threads_global(signature.entry))
         self._thread_count = ctypes.c_int32.from_address(count_address)
+        LIVE.add(self)
 
     @property
     def threads(self) -> int:
@@ -118,10 +120,11 @@ class Compiled:
 
     @threads.setter
     def threads(self, count: int) -> None:
-        """How many threads large kernels may use from the next call on."""
+        """How many threads large kernels may use from the next call on (one in a process
+        forked after threads ran: see threads.py)."""
         if not isinstance(count, int) or count < 1:
             raise Error(f"threads must be a positive integer, got {count!r}")
-        self._thread_count.value = count
+        self._thread_count.value = 1 if threads_module.forked else count
 
     def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
         dims = tuple(sizes[d] for d in self.signature.dims)
@@ -148,6 +151,17 @@ class Compiled:
         if scratch is None or scratch.nbytes < nbytes:
             scratch = self._local.scratch = np.empty(max(nbytes, 1), np.uint8)
         return scratch
+
+
+LIVE: weakref.WeakSet[Compiled] = weakref.WeakSet()
+
+
+def _one_thread_each() -> None:
+    for compiled in list(LIVE):
+        compiled.threads = 1
+
+
+threads_module.after_fork.append(_one_thread_each)
 
 
 def address(array: np.ndarray) -> int:

@@ -35,11 +35,27 @@ def runtime() -> bool:
         llvm.load_library_permanently(ctypes.util.find_library("gomp") or "libgomp.so.1")
     except RuntimeError:
         return False
+    os.register_at_fork(after_in_child=_forked)
     return True
 
 
+# libgomp cannot start threads in a process forked from one that used them: the child's first
+# parallel region waits forever for the parent's threads. Children run kernels on one thread.
+forked = False
+after_fork: list = []  # callbacks run in a forked child (jit.py resets thread counts)
+
+
+def _forked() -> None:
+    global forked
+    forked = True
+    for callback in after_fork:
+        callback()
+
+
 def default_count() -> int:
-    """`TFLC_NUM_THREADS`, else the cores this process may run on."""
+    """`TFLC_NUM_THREADS`, else the cores this process may run on (1 after a fork)."""
+    if forked:
+        return 1
     text = os.environ.get("TFLC_NUM_THREADS")
     if text is None:
         return len(os.sched_getaffinity(0))

@@ -2,6 +2,7 @@
 count, bit for bit, because threads divide rows and each element is computed as on one."""
 
 import dataclasses
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -55,6 +56,32 @@ def test_same_bits_on_any_number_of_threads(every_kernel_parallel, fused):
             compiled.threads = count
             for want, got in zip(alone, compiled({"N": n}, args)):
                 np.testing.assert_array_equal(got, want)
+
+
+def forked_child(compiled, args, results):
+    results.put(compiled({"N": 100}, args)[0])
+
+
+def test_forked_child_runs_on_one_thread(every_kernel_parallel):
+    """libgomp hangs a forked child's first parallel region; children use one thread."""
+    func = simplify(compile_entry(parse_source(MODEL, "t.tfl"), ["h"]))
+    compiled = compile(func, threads=2)
+    rng = np.random.default_rng(5)
+    args = [rng.standard_normal((100, 64)).astype(np.float32),
+            *(rng.standard_normal(v.type.shape).astype(np.float32) for v in func.args[1:])]
+    want = compiled({"N": 100}, args)[0]  # the parent's threads have run
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=forked_child, args=(compiled, args, results))
+    child.start()
+    try:
+        got = results.get(timeout=60)
+        child.join(60)
+    finally:
+        if child.is_alive():  # hung: the test fails, without leaving the child behind
+            child.kill()
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, want)
 
 
 def test_thread_count_settings(monkeypatch):
