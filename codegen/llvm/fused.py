@@ -60,7 +60,8 @@ class Loop:
 
 
 def lower_fused(lw: Lowerer, op: Op) -> None:
-    FusedKernel(lw, op).emit()
+    if op.results:  # a kernel none of whose values is used (dead code not pruned) is skipped
+        FusedKernel(lw, op).emit()
 
 
 class FusedKernel:
