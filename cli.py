@@ -15,11 +15,11 @@ import sys
 
 import numpy as np
 
-from . import codegen
 from .ir.errors import Error
 from .ir.printer import print_function, print_module
 from .passes.manager import run_pipeline
 from .passes.pipeline import default_pipeline, select_entry
+from .runtime.backends import BACKENDS, DEFAULT_BACKEND, backend
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,7 +124,7 @@ def add_feed_options(parser: argparse.ArgumentParser) -> None:
                         metavar="NAME=VALUE",
                         help="a value for an input: a literal ([[1,2],[3,4]], 0.5) or @FILE.npy")
     parser.add_argument("--seed", type=int, default=0, help="the model seed (default 0)")
-    parser.add_argument("--backend", choices=codegen.BACKENDS, default="numpy",
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                         help="the code generator (default numpy)")
     parser.add_argument("--debug-nans", action="store_true", default=None,
                         help="stop at the first op that makes a NaN or an infinity (runs on "
@@ -295,8 +295,8 @@ def default_metric(model) -> str | None:
     return "accuracy" if model.module.function("model").output("accuracy") else None
 
 
-def _emitted_by(backend: str, *form: str):
-    return lambda func: codegen.backend(backend).emit(func, *form)
+def _emitted_by(name: str, *form: str):
+    return lambda func: backend(name).emit(func, *form)
 
 
 # --emit NAME → what prints a compiled entry; a backend adds its own forms here.

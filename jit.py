@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from . import codegen
 from .frontend import tracer as T
 from .frontend.tracer import Specialize, Trace, Tracer, current_trace, user_loc
 from .ir import REGISTRY
@@ -48,8 +47,8 @@ from .ir.printer import print_function
 from .ir.types import TensorType, dtype_of_numpy
 from .passes.manager import run_pipeline
 from .passes.pipeline import default_pipeline
+from .runtime.backends import DEFAULT_BACKEND, backend as backend_named
 
-DEFAULT_BACKEND = "numpy"
 
 __all__ = [
     "jit", "grad", "value_and_grad", "dump", "Jitted",
@@ -257,7 +256,7 @@ class Jitted:
         self.__name__ = getattr(fn, "__name__", "fn")
         self.fn = fn
         self.backend = backend or DEFAULT_BACKEND
-        self._backend = codegen.backend(self.backend)
+        self._backend = backend_named(self.backend)
         self._signature = inspect.signature(fn)
         params = list(self._signature.parameters)
         self._static = self._static_names(params, static_argnums, static_argnames)

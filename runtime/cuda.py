@@ -1,8 +1,10 @@
 """Running the cuda backend's programs on an NVIDIA GPU, through pycuda.
 
-    gpu = device()                       # the first GPU: name, arch, driver (clear errors without)
-    compiled = Compiled(program, gpu)    # codegen.ptx.compile does this
+    compiled = compile(func)             # PTX for the first GPU's arch and driver, loaded
     outputs = compiled({"N": 64}, args)  # copies args in, launches the plan, fetches the outputs
+
+This module is the `cuda` backend as the runtime sees it (`compile`, `emit`, `EMIT_KINDS`): the
+code is built by `codegen.ptx`, which needs no GPU; loading and launching it is runtime work.
 
 pycuda is optional (`pip install 'tflc[cuda]'`) and imported on first use, so tflc runs without
 it; missing pycuda, a missing driver and a machine without a GPU each give a `tflc.Error` that
@@ -24,12 +26,24 @@ from functools import cache
 
 import numpy as np
 
+from ..codegen.ptx import EMIT_KINDS, build, emit
 from ..codegen.ptx.plan import Plan, align
-from ..codegen.ptx.target import arch_of_capability, format_release
+from ..codegen.ptx.target import arch_of_capability, check_arch, format_release, ptx_version
+from ..ir.core import Function
 from ..ir.errors import Error
 from ..ir.types import NUMPY_DTYPES, Dim, eval_dim
 
 INSTALL_HINT = "pip install 'tflc[cuda]'"
+
+__all__ = ["EMIT_KINDS", "Compiled", "compile", "device", "emit"]
+
+
+def compile(func: Function, arch: str | None = None) -> Compiled:
+    """The function on this machine's GPU: PTX for its architecture (or `arch`), at the newest
+    PTX version its driver accepts."""
+    gpu = device()
+    arch = check_arch(arch or gpu.arch)
+    return Compiled(build(func, arch, ptx_version(arch, gpu.driver_version)), gpu)
 
 
 def driver():

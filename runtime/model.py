@@ -24,12 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import codegen
 from ..ir.core import Function, Module
 from ..ir.errors import Error
 from ..ir.types import TensorType, dtype_of_numpy
 from ..passes.pipeline import compile_entry
 from . import checkpoint
+from .backends import DEFAULT_BACKEND, backend as backend_named
 from .feeds import check_feeds, check_names
 from .init import check_seed, initial_value
 
@@ -59,16 +59,16 @@ class Entry:
 class Model:
     """A module with its params and state, compiled entry by entry for one backend."""
 
-    def __init__(self, module: Module, *, backend: str = "numpy", seed: int = 0,
+    def __init__(self, module: Module, *, backend: str = DEFAULT_BACKEND, seed: int = 0,
                  debug_nans: bool | None = None):
         self.module = module
         self.seed = check_seed(seed)
         self.backend = backend
         self.debug_nans = debug_nans_from_environment() if debug_nans is None else debug_nans
-        self._backend = codegen.backend(backend)
+        self._backend = backend_named(backend)
         self._options = {}
         if self.debug_nans:  # only the numpy backend's code checks every op
-            self._backend, self._options = codegen.backend("numpy"), {"debug_nans": True}
+            self._backend, self._options = backend_named("numpy"), {"debug_nans": True}
         self._values = {d.name: initial_value(d, self.seed) for d in module.decls
                         if d.kind in ("param", "state")}
         self._counter = 0

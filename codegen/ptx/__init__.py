@@ -1,8 +1,6 @@
 """The CUDA backend: a function becomes PTX (LLVM's NVPTX target, libdevice for math) and a
-launch plan, run on an NVIDIA GPU through pycuda (runtime/cuda.py).
+launch plan, run on an NVIDIA GPU through pycuda by `runtime.cuda.compile`.
 
-    compiled = compile(func)                      # for this machine's GPU and driver
-    outputs = compiled({"N": 100}, [x, W1, b1])   # feeds copied in, outputs fetched
     print(emit(func, "ptx", arch="sm_80"))        # no GPU needed: "ptx", "nvvm", "nvvm-opt"
 
 See target.py for architectures, PTX versions and libdevice; lower.py for how ops become kernels
@@ -10,6 +8,6 @@ See target.py for architectures, PTX versions and libdevice; lower.py for how op
 host side.
 """
 
-from .program import EMIT_KINDS, Program, build, compile, emit
+from .program import EMIT_KINDS, Program, build, emit
 
-__all__ = ["EMIT_KINDS", "Program", "build", "compile", "emit"]
+__all__ = ["EMIT_KINDS", "Program", "build", "emit"]

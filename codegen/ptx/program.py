@@ -1,10 +1,8 @@
-"""From a `Function` to a `Program` (PTX text and its launch plan), with no GPU needed; and
-`compile`, which loads a program on the GPU.
+"""From a `Function` to a `Program` (PTX text and its launch plan), with no GPU needed
+(`runtime.cuda.compile` loads a program on the GPU).
 
     program = build(func, "sm_90")         # PTX for sm_90 at the arch's PTX version
     print(emit(func, "ptx", arch="sm_80"))  # or "nvvm" (as generated), "nvvm-opt" (after O3)
-    compiled = compile(func)                # the GPU's own arch and driver; needs pycuda
-    outputs = compiled({"N": 100}, [x, W1, b1])
 """
 
 from __future__ import annotations
@@ -55,16 +53,3 @@ def emit(func: Function, kind: str = "ptx", arch: str = DEFAULT_ARCH) -> str:
         return str(lowered.module)
     return str(finish(str(lowered.module), arch, ptx_version(arch)))
 
-
-def compile(func: Function, arch: str | None = None) -> object:
-    """The function on this machine's GPU: PTX for its architecture (or `arch`), at the newest
-    PTX version its driver accepts. Returns `runtime.cuda.Compiled`, callable as
-    `compiled(sizes, args) -> outputs`."""
-    # The GPU loader is part of the runtime (it needs pycuda, an optional dependency); it is
-    # imported here, on use, so that building PTX never needs it.
-    from ...runtime import cuda
-
-    gpu = cuda.device()
-    arch = check_arch(arch or gpu.arch)
-    version = ptx_version(arch, gpu.driver_version)
-    return cuda.Compiled(build(func, arch, version), gpu)

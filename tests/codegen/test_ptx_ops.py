@@ -804,14 +804,14 @@ def gpu():
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", list(CASES))
 def test_on_gpu_against_numpy(gpu, name):
-    check(CASES[name], ptx.compile(CASES[name].func), BATCHES)
+    check(CASES[name], cuda.compile(CASES[name].func), BATCHES)
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("func", [param.values[0] for param in example_entries()],
                          ids=lambda func: func.name)
 def test_examples_on_gpu_against_numpy(gpu, func):
-    check_example(func, ptx.compile(func))
+    check_example(func, cuda.compile(func))
 
 
 @pytest.mark.gpu
@@ -822,7 +822,7 @@ def test_on_gpu_grid_stride_past_the_largest_grid(gpu):
                                   "s": b.emit("sum", v["x"])})
     n = 2 ** 21 * 3 + 5
     x, y = RNG.random(n, dtype=np.float32), RNG.random(n, dtype=np.float32)
-    z, s = ptx.compile(func)({"N": n}, [x, y])
+    z, s = cuda.compile(func)({"N": n}, [x, y])
     np.testing.assert_array_equal(z, x + y)
     np.testing.assert_allclose(s, x.sum(dtype=np.float64), rtol=1e-5)
 

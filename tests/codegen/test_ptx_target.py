@@ -367,13 +367,13 @@ def test_the_gpu_and_its_driver(fake):
 def test_compile_for_an_old_driver(fake):
     fake(capability=(9, 0), driver_version=11040)
     with pytest.raises(Error, match="driver 11.4 supports PTX ≤ 7.4"):
-        ptx.compile(dense())
+        cuda.compile(dense())
 
 
 @needs_toolkit
 def test_a_run_copies_in_launches_in_order_and_copies_out(fake):
     driver = fake()
-    compiled = ptx.compile(dense())
+    compiled = cuda.compile(dense())
     assert compiled.program.ptx_version == (9, 0) and compiled.program.arch == "sm_90"
     n = 5
     args = [np.ones((n, 20), np.float32), np.ones((20, 30), np.float32), np.zeros(30, np.float32)]
@@ -397,7 +397,7 @@ def test_a_run_copies_in_launches_in_order_and_copies_out(fake):
     # a second run of the same size reuses the arena; the module was loaded once
     compiled({"N": n}, args)
     assert [call[0] for call in driver.calls].count("alloc") == 1
-    ptx.compile(dense())
+    cuda.compile(dense())
     assert [call[0] for call in driver.calls].count("load") == 0  # cached per arch and driver
 
 
