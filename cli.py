@@ -65,20 +65,35 @@ def build_parser() -> argparse.ArgumentParser:
         "dump", help="print the IR (or generated code) of a model or of one entry",
         description="Print FILE's module as parsed, or, with --fetch/--step, the entry "
                     "compiled for those names.")
-    dump.add_argument("file", metavar="FILE")
-    dump.add_argument("--fetch", action="append", default=[], metavar="NAME",
-                      help="a name the entry fetches (repeatable); a step name selects the step")
-    dump.add_argument("--step", metavar="STEP", help="the step the entry runs")
+    add_entry_options(dump)
     shown = dump.add_mutually_exclusive_group()
     shown.add_argument("--after", metavar="PASS", help="print the IR after this pass only")
     shown.add_argument("--print-after-all", action="store_true",
                        help="print the IR before the passes and after each pass that changed it")
     dump.add_argument("--timings", action="store_true", help="time each pass (on stderr)")
+    dump.add_argument("--memory", type=sizes_argument, metavar="N=100[,M=8]",
+                      help="print the entry's buffer plan and peak bytes for these dim sizes "
+                           "(on stderr)")
     dump.add_argument("--verify", action="store_true", help="verify the IR after each pass")
     dump.add_argument("--emit", choices=EMITTERS, default="ir",
                       help="what to print for the entry: its IR (default), the numpy backend's "
-                           "Python, or the llvm backend's IR (before/after O3) or assembly")
+                           "Python, the llvm backend's IR (before/after O3) or assembly, or the "
+                           "cuda backend's NVPTX IR or PTX (no GPU needed)")
+    dump.add_argument("--arch", default="sm_90", metavar="sm_XY",
+                      help="the GPU architecture for --emit ptx/nvvm (default sm_90)")
     dump.set_defaults(command=cmd_dump)
+
+    graph = commands.add_parser(
+        "graph", help="draw a model's graph (or one entry's) with Graphviz",
+        description="Draw FILE's graph as parsed, or, with --fetch/--step, the entry compiled "
+                    "for those names (after the whole pipeline, or after --after PASS): ops "
+                    "labelled with their types, scopes as clusters, fused kernels as boxes. "
+                    ".dot needs nothing; .svg/.png/.pdf need Graphviz's `dot` program and the "
+                    "`graphviz` package (pip install 'tflc[graph]').")
+    add_entry_options(graph)
+    graph.add_argument("--after", metavar="PASS", help="draw the entry after this pass")
+    graph.add_argument("-o", "--output", required=True, metavar="OUT.svg|png|pdf|dot")
+    graph.set_defaults(command=cmd_graph)
 
     train = commands.add_parser(
         "train", help="train a model on MNIST or an .npz dataset",
@@ -119,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_entry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("--fetch", action="append", default=[], metavar="NAME",
+                        help="a name the entry fetches (repeatable); a step name selects the step")
+    parser.add_argument("--step", metavar="STEP", help="the step the entry runs")
+
+
 def add_feed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--feed", action="append", default=[], type=feed_argument,
                         metavar="NAME=VALUE",
@@ -139,6 +161,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
     return value
+
+
+def sizes_argument(text: str) -> dict[str, int]:
+    sizes = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        if not name.strip() or not value.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected NAME=SIZE[,NAME=SIZE], got '{text}'")
+        sizes[name.strip()] = int(value)
+    return sizes
 
 
 def feed_argument(text: str) -> tuple[str, str]:
@@ -228,8 +260,8 @@ def format_value(name: str, value: np.ndarray) -> str:
     return prefix + np.array2string(value, prefix=prefix)
 
 
-def cmd_dump(args) -> int:
-    module = parse(args.file)
+def entry_of(args, module):
+    """The entry that --fetch/--step name, or None when they name nothing."""
     model = module.function("model")
     steps = [name for name in args.fetch if name in model.steps]
     if args.step:
@@ -238,23 +270,63 @@ def cmd_dump(args) -> int:
         raise Error(f"an entry runs one step, got {', '.join(steps)}")
     fetches = [name for name in args.fetch if name not in steps]
     if not fetches and not steps:
-        if args.after or args.print_after_all or args.timings or args.emit != "ir":
-            raise Error("--after, --print-after-all, --timings and --emit work on an entry: "
-                        "name it with --fetch NAME or --step STEP")
+        return None
+    return select_entry(module, fetches, steps[0] if steps else None)
+
+
+def cmd_dump(args) -> int:
+    module = parse(args.file)
+    entry = entry_of(args, module)
+    if entry is None:
+        if args.after or args.print_after_all or args.timings or args.memory or args.emit != "ir":
+            raise Error("--after, --print-after-all, --timings, --memory and --emit work on an "
+                        "entry: name it with --fetch NAME or --step STEP")
         print(print_module(module), end="")
         return 0
     print_after = "all" if args.print_after_all else args.after
     if print_after is not None and args.emit != "ir":
         raise Error("--emit prints the final entry; --after and --print-after-all print IR")
-    entry = select_entry(module, fetches, steps[0] if steps else None)
     result = run_pipeline(entry, default_pipeline(), verify=args.verify, print_after=print_after)
     if print_after is not None:
         print(result.dumps(), end="")
     else:
-        text = EMITTERS[args.emit](result.function)
+        emitter = EMITTERS[args.emit]
+        text = emitter(result.function, args.arch) if args.emit in GPU_EMITS \
+            else emitter(result.function)
         print(text, end="" if text.endswith("\n") else "\n")
     if args.timings:
         print(result.timing_table(), end="", file=sys.stderr)
+    if args.memory:
+        print(memory_report_for(result.function, args.memory), end="", file=sys.stderr)
+    return 0
+
+
+def memory_report_for(func, sizes: dict[str, int]) -> str:
+    from .passes.plan_memory import memory_report
+
+    missing = [dim for dim in func.dims if dim not in sizes]
+    if missing:
+        raise Error(f"--memory needs a size for {', '.join(missing)} "
+                    f"(e.g. --memory {','.join(f'{d}=100' for d in func.dims)})")
+    return memory_report(func, sizes)
+
+
+def cmd_graph(args) -> int:
+    from .codegen.dot import draw
+
+    module = parse(args.file)
+    entry = entry_of(args, module)
+    if entry is None:
+        if args.after:
+            raise Error("--after works on an entry: name it with --fetch NAME or --step STEP")
+        func = module.function("model")
+    else:
+        passes = list(default_pipeline())
+        if args.after is not None and args.after in passes:
+            passes = passes[:passes.index(args.after) + 1]
+        func = run_pipeline(entry, passes, print_after=args.after).function
+    draw(func, args.output, module.decls)
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -296,10 +368,12 @@ def default_metric(model) -> str | None:
 
 
 def _emitted_by(name: str, *form: str):
-    return lambda func: backend(name).emit(func, *form)
+    return lambda func, *target: backend(name).emit(func, *form, *target)
 
 
 # --emit NAME → what prints a compiled entry; a backend adds its own forms here.
 EMITTERS = {"ir": print_function, "python": _emitted_by("numpy"),
             "llvm": _emitted_by("llvm", "llvm"), "llvm-opt": _emitted_by("llvm", "llvm-opt"),
-            "asm": _emitted_by("llvm", "asm")}
+            "asm": _emitted_by("llvm", "asm"),
+            "nvvm": _emitted_by("cuda", "nvvm"), "ptx": _emitted_by("cuda", "ptx")}
+GPU_EMITS = ("nvvm", "ptx")  # these take --arch

@@ -27,7 +27,9 @@ import numpy as np
 from ..ir.core import Function, Module
 from ..ir.errors import Error
 from ..ir.types import TensorType, dtype_of_numpy
-from ..passes.pipeline import compile_entry
+from ..ir.printer import print_function, print_module
+from ..passes.manager import run_pipeline
+from ..passes.pipeline import compile_entry, default_pipeline, select_entry
 from . import checkpoint
 from .backends import DEFAULT_BACKEND, backend as backend_named
 from .feeds import check_feeds, check_names
@@ -152,6 +154,19 @@ class Model:
         if len(steps) > 1:
             raise Error(f"one step per run, got {len(steps)}: {', '.join(steps)}")
         return steps[0] if steps else None
+
+    def dump(self, fetch=(), *, step: str | None = None, after: str | None = None) -> str:
+        """IR text: the module as parsed when nothing is named; else the entry for `fetch` (a
+        name or a list) and `step`, after the whole pipeline, after the pass `after`, or, with
+        `after="all"`, before the passes and after each pass that changed it."""
+        fetches = [fetch] if isinstance(fetch, str) else list(fetch)
+        if not fetches and step is None:
+            if after is not None:
+                raise Error("after= works on an entry: name it with fetch= or step=")
+            return print_module(self.module)
+        entry = select_entry(self.module, fetches, step)
+        result = run_pipeline(entry, default_pipeline(), print_after=after)
+        return result.dumps() if after is not None else print_function(result.function) + "\n"
 
     def entry(self, fetches: tuple[str, ...], step: str | None = None) -> Entry:
         """The compiled entry for `fetches` (and `step`), compiled on first use."""

@@ -188,3 +188,32 @@ def test_llvm_backend_and_its_emit_forms(capsys, tiny):
     assert (code, out) == (0, "total = 13.0\n")
     code, out, _ = tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "llvm")
     assert code == 0 and "define " in out and out.endswith("\n")
+
+
+def test_dump_memory_report(capsys, tiny):
+    code, out, err = tflc(capsys, "dump", tiny, "--fetch", "total", "--memory", "N=1000")
+    assert code == 0 and "func @model" in out
+    assert "memory plan of @model (N=1000)" in err and "peak live" in err
+    code, _, err = tflc(capsys, "dump", tiny, "--fetch", "total", "--memory", "M=3")
+    assert code == 1 and "--memory needs a size for N" in err
+
+
+def test_dump_emit_ptx_needs_no_gpu(capsys, tiny):
+    code, out, _ = tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "ptx",
+                        "--arch", "sm_80")
+    assert code == 0 and ".target sm_80" in out and ".entry" in out
+    code, out, _ = tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "nvvm")
+    assert code == 0 and 'target triple = "nvptx64-nvidia-cuda"' in out
+
+
+def test_graph_writes_dot(capsys, tiny, tmp_path):
+    whole, entry = tmp_path / "whole.dot", tmp_path / "entry.dot"
+    assert tflc(capsys, "graph", tiny, "-o", str(whole))[0] == 0
+    assert 'digraph "model"' in whole.read_text()
+    code, out, _ = tflc(capsys, "graph", tiny, "--step", "double", "--after", "inline",
+                        "-o", str(entry))
+    assert code == 0 and out == f"wrote {entry}\n" and "mul" in entry.read_text()
+    code, _, err = tflc(capsys, "graph", tiny, "--after", "fuse", "-o", str(entry))
+    assert code == 1 and "--after works on an entry" in err
+    code, _, err = tflc(capsys, "graph", tiny, "-o", str(tmp_path / "x.bmp"))
+    assert code == 1

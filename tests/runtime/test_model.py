@@ -1,8 +1,11 @@
 """Model.run's forms, steps, the compile cache, params views and the run counter."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import tflc
 from tflc import Error, Model
 from tflc.runtime.model import counter_value
 
@@ -105,3 +108,19 @@ def test_bad_seed_and_backend(toy):
         Model(toy, seed=-1)
     with pytest.raises(Error, match="unknown backend 'cuda2'"):
         Model(toy, backend="cuda2")
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_dump_shows_an_entry_after_any_pass():
+    model = tflc.load(EXAMPLES / "mnist_mlp.tfl")
+    assert model.dump().startswith("model mnist_mlp")
+    final = model.dump(fetch="accuracy")
+    assert "fused[kind=matmul]" in final and "grad" not in final
+    inlined = model.dump(fetch=["accuracy"], after="inline")
+    assert inlined.startswith("// ----- after inline -----") and "softmax" not in inlined
+    every = model.dump(step="step", after="all")
+    assert "// ----- after autodiff -----" in every and "// ----- after fuse -----" in every
+    with pytest.raises(tflc.Error, match="no pass 'fusee'"):
+        model.dump(fetch="accuracy", after="fusee")
