@@ -132,7 +132,7 @@ def decode(data: bytes) -> Entry:
     signature = Signature(
         entry=s["entry"], dims=tuple(s["dims"]), args=tuple(s["args"]),
         outputs=tuple((tuple(shape), dtype) for shape, dtype in s["outputs"]),
-        scratch=tuple(s["scratch"]))
+        scratch=tuple(s["scratch"]), in_place=tuple(tuple(pair) for pair in s["in_place"]))
     return Entry(signature, object_code)
 
 

@@ -100,8 +100,10 @@ class FusedKernel:
             self.packed = lw.packing_buffer(self.matmul_operand(self.matmul.operands[1]),
                                             lw.name(self.matmul.result))
         if self.matmul is not None and self.matmul.result not in self.buffers:
+            # not in a param updated in place: the epilogue still reads the param there
             in_place = next((storage for value, storage in self.yields
-                             if value.type == self.matmul.result.type), None)
+                             if value.type == self.matmul.result.type
+                             and not lw.is_argument(storage)), None)
             self.buffers[self.matmul.result] = in_place or lw.temporary(
                 self.matmul.result.type, lw.name(self.matmul.result))
 

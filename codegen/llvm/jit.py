@@ -90,8 +90,10 @@ def compile(func: Function, *, fast_math: bool = False, threads: int | None = No
 class Compiled:
     """`compiled(sizes, args) -> outputs`: one native call per run.
 
-    Outputs are fresh NumPy arrays; the scratch buffer for intermediates is kept between calls
-    (one per thread, grown when a larger batch needs more)."""
+    Outputs are fresh NumPy arrays, except a step's update of a param that the memory plan lets
+    overwrite the param (`signature.in_place`): that output is the argument array itself,
+    updated in place (the caller must not expect it to keep the old value). The scratch buffer
+    for intermediates is kept between calls (one per thread, grown for larger batches)."""
 
     def __init__(self, entry: compile_cache.Entry, target: Target):
         self.signature = signature = entry.signature
@@ -109,6 +111,7 @@ class Compiled:
         self._local = threading.local()
         self._arg_dtypes = [NUMPY_DTYPES[dtype] for dtype in signature.args]
         self._out_dtypes = [NUMPY_DTYPES[dtype] for _, dtype in signature.outputs]
+        self._in_place = dict(signature.in_place)
         self._layouts: dict[tuple[int, ...], tuple] = {}
         count_address = engine.get_global_value_address(threads_global(signature.entry))
         self._thread_count = ctypes.c_int32.from_address(count_address)
@@ -131,7 +134,8 @@ class Compiled:
         layout = self._layouts.get(dims) or self._layout(dims, sizes)
         shapes, nbytes = layout
         arrays = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(args, self._arg_dtypes)]
-        outputs = [np.empty(shape, dtype) for shape, dtype in zip(shapes, self._out_dtypes)]
+        outputs = [np.empty(shape, dtype) if i not in self._in_place else arrays[self._in_place[i]]
+                   for i, (shape, dtype) in enumerate(zip(shapes, self._out_dtypes))]
         self._entry(*map(address, arrays), *map(address, outputs),
                     address(self._scratch(nbytes)), *dims)
         return outputs

@@ -34,6 +34,7 @@ from ...ir.ops.shape import permutation, slice_bounds
 from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
 from ...ir.types import Dim, TensorType, dim_product, eval_dim
+from ...passes.plan_memory import memory_plan
 from . import kernels, matmul, reductions
 from .debug import DebugInfo
 from .elementwise import SCALAR
@@ -65,6 +66,7 @@ class Signature:
     args: tuple[str, ...]  # dtypes
     outputs: tuple[tuple[tuple[Dim, ...], str], ...]  # (shape, dtype)
     scratch: tuple[Dim, ...]  # the bytes of each scratch slot, before alignment
+    in_place: tuple[tuple[int, int], ...] = ()  # (output, argument): written into the argument
 
     def scratch_bytes(self, sizes: dict[str, int]) -> int:
         return sum(align(eval_dim(d, sizes)) for d in self.scratch)
@@ -126,9 +128,16 @@ class Lowerer:
         for value, param in zip(func.args, self.entry.args):
             self.env[value] = Buffer(param, value.type.dtype, contiguous(value.type.shape),
                                      self.names[value])
-        self.unclaimed = {}  # value → output param its kernel writes directly
-        for out, param in zip(func.outputs, self.output_params):
-            self.unclaimed.setdefault(out.value, param)
+        # where each output ends up: its output buffer, or (a step's update written in place)
+        # its param's own buffer
+        self.in_place = in_place_updates(func)
+        arg_params = dict(zip(func.args, self.entry.args))
+        self.arg_params = set(arg_params.values())
+        self.targets = [arg_params[self.in_place[out.value]] if out.value in self.in_place
+                        else param for out, param in zip(func.outputs, self.output_params)]
+        self.unclaimed = {}  # value → the buffer its kernel writes directly
+        for out, target in zip(func.outputs, self.targets):
+            self.unclaimed.setdefault(out.value, target)
         self.slots: list[Dim] = []
         self.scratch_end: ir.Value = ir.Constant(I64, 0)
         # how many threads kernels may use: set by the caller through the engine (jit.py)
@@ -162,6 +171,10 @@ class Lowerer:
             buffer = self.temporary(value.type, self.names[value])
         self.env[value] = buffer
         return buffer
+
+    def is_argument(self, buffer: Buffer) -> bool:
+        """Whether the buffer is an argument's (a param updated in place included)."""
+        return buffer.base in self.arg_params
 
     def temporary(self, type_: TensorType, name: str) -> Buffer:
         """A scratch slot for a value of that type."""
@@ -212,19 +225,53 @@ class Lowerer:
                             "(composites and grad must be expanded by the passes first)", op.loc)
             self.loc = op.loc
             lowering(self, op)
-        for out, param in zip(self.func.outputs, self.output_params):
+        self.loc = None
+        for out, target in zip(self.func.outputs, self.targets):
             source = self.env[out.value]
-            if source.base is not param:
-                target = Buffer(param, source.dtype, contiguous(out.value.type.shape), out.label)
-                copy(self, f"{out.label}.copy", target, source)
+            if source.base is not target:
+                buffer = Buffer(target, source.dtype, contiguous(out.value.type.shape), out.label)
+                copy(self, f"{out.label}.copy", buffer, source)
         self.b.ret_void()
+        args = list(self.func.args)
         signature = Signature(
             entry=self.entry.name, dims=self.func.dims,
             args=tuple(v.type.dtype for v in self.func.args),
             outputs=tuple((out.value.type.shape, out.value.type.dtype)
                           for out in self.func.outputs),
-            scratch=tuple(self.slots))
+            scratch=tuple(self.slots),
+            in_place=tuple((i, args.index(self.in_place[out.value]))
+                           for i, out in enumerate(self.func.outputs)
+                           if out.value in self.in_place))
         return Lowered(self.module, signature)
+
+
+VIEW_OPS = ("transpose", "broadcast_to", "slice", "reshape")  # may read their operand in place
+
+
+def in_place_updates(func: Function) -> dict[Value, Value]:
+    """Step updates written over their param's own buffer (new value → param argument): those
+    the memory plan allows (passes/plan_memory.py), less those whose param is still read after
+    the update through a view, which this backend reads in place rather than copying."""
+    producer = {r: i for i, op in enumerate(func.ops) for r in op.results}
+    allowed = {}
+    for value, param in memory_plan(func).in_place.items():
+        views = {param}
+        for op in func.ops:
+            if op.opcode in VIEW_OPS and op.operands[0] in views:
+                views.add(op.result)
+        later = func.ops[producer[value] + 1:]
+        read_later = any(u in views for op in later for u in operands_within(op))
+        fetched = any(out.value in views for out in func.outputs)
+        if not read_later and not fetched:
+            allowed[value] = param
+    return allowed
+
+
+def operands_within(op: Op) -> list[Value]:
+    """An op's operands, and the values of the enclosing function its region uses directly."""
+    if op.region is None:
+        return list(op.operands)
+    return list(op.operands) + [u for inner in op.region.ops for u in operands_within(inner)]
 
 
 # -- lowerings, keyed by opcode (to move into each op's OpDef.lowering) --------------------------

@@ -7,8 +7,12 @@ import llvmlite.binding as llvm
 import numpy as np
 import pytest
 
+from tflc.codegen import numpy_backend
 from tflc.codegen.llvm import compile, emit, jit
+from tflc.frontend import parse_source
 from tflc.ir import Builder, Error, Function, Loc, Output, TensorType, Value
+from tflc.passes.pipeline import compile_entry
+from tflc.passes.plan_memory import memory_plan
 
 RNG = np.random.default_rng(1)
 
@@ -89,6 +93,54 @@ def test_same_bits_for_avx2_code(monkeypatch):
         args = [RNG.random((n, 784), dtype=np.float32), w, bias, RNG.integers(0, 10, n)]
         for want, got in zip(native({"N": n}, args), avx2({"N": n}, args)):
             np.testing.assert_array_equal(got, want)
+
+
+SGD = """
+model sgd
+input x: f32[N, 8]
+input y: f32[N, 3]
+param W: f32[8, 3] = glorot_uniform()
+param b: f32[3] = zeros()
+loss = mse(x @ W + b, y)
+train step = sgd(loss, lr=0.1)
+"""
+
+
+def test_step_updates_params_in_place():
+    """The memory plan lets each update overwrite its param: the output is the argument."""
+    func = compile_entry(parse_source(SGD, "sgd.tfl"), ["loss"], "step")
+    compiled = compile(func)
+    names = [v.name for v in func.args]
+    assert sorted(names[j] for _, j in compiled.signature.in_place) == ["W", "b"]
+    args = [RNG.standard_normal(tuple(7 if d == "N" else d for d in v.type.shape))
+            .astype(np.float32) for v in func.args]
+    want = numpy_backend.compile(func)({"N": 7}, [a.copy() for a in args])
+    got = compiled({"N": 7}, args)
+    for out, g, w in zip(func.outputs, got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6, err_msg=out.label)
+        if out.step is not None:
+            assert g is args[names.index(out.label)]
+
+
+def test_param_still_read_through_a_view_is_not_overwritten():
+    """W - 0.5 may overwrite W as far as the memory plan knows, but W's transpose (a view
+    here, not a copy) is read by the matmul after it: the update gets a buffer of its own."""
+    x = Value(TensorType("f32", ("N", 3)), "x")
+    w = Value(TensorType("f32", (3, 3)), "W")
+    b = Builder()
+    transposed = b.emit("transpose", w)
+    w_new = b.emit("sub", w, b.const(0.5, "f32"))
+    y = b.emit("matmul", x, transposed, name="y")
+    func = Function("f", ("N",), (x, w), tuple(b.ops),
+                    (Output("y", y), Output("W", w_new, step="step")))
+    assert memory_plan(func).in_place == {w_new: w}
+    compiled = compile(func)
+    assert compiled.signature.in_place == ()
+    xs, ws = RNG.standard_normal((4, 3)).astype(np.float32), np.eye(3, dtype=np.float32)
+    y_out, w_out = compiled({"N": 4}, [xs, ws])
+    np.testing.assert_array_equal(ws, np.eye(3))
+    np.testing.assert_allclose(y_out, xs @ ws.T, rtol=1e-6)
+    np.testing.assert_array_equal(w_out, ws - 0.5)
 
 
 def test_scratch_buffer_reused_across_sizes():
