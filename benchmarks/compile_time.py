@@ -9,6 +9,10 @@ the same process (LLVM initialised, the backend imported), and for the peers the
 step (torch.compile's inductor cache in TORCHINDUCTOR_CACHE_DIR; JAX's persistent compilation
 cache in JAX_COMPILATION_CACHE_DIR, set to keep every entry). Imports are timed apart, in the
 "import" column.
+
+Python's own bytecode cache is on in these processes (whatever PYTHONDONTWRITEBYTECODE says), and
+untimed rounds (WARMUP) first fill it: an installed tflc has its .pyc files, and compiling every
+module from source adds ~0.1 s to each process start.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -24,8 +29,9 @@ from benchlib import NETS, Options
 
 IMPLS = ["tflc-llvm", "tflc-numpy", "torch.compile", "jax.jit"]
 THREADS = None
-WARMUP, REPEATS = 0, 3
+WARMUP, REPEATS = 1, 3
 SMOKE_NETS = ["logistic_regression"]
+PEER_NETS = ["mnist_mlp"]  # torch.compile takes ~20 s a network
 FRAMEWORK = {"tflc-llvm": "tflc", "tflc-numpy": "tflc", "torch.compile": "torch", "jax.jit": "jax"}
 
 
@@ -41,6 +47,7 @@ def first_step(impl: str, net_name: str, feeds: dict, params: dict) -> dict[str,
     """Run in a fresh process, which has imported only NumPy: seconds to import the framework,
     to build the trainer and run its first step, and (tflc) to do that again in the same
     process."""
+    sys.dont_write_bytecode = False  # before importing tflc: see the module's docstring
     import train
 
     net = NETS[net_name]
@@ -65,29 +72,32 @@ def in_fresh_process(function, *args):
 
 
 def measure(impl: str, options: Options) -> list[dict]:
-    records = []
     import train
 
     batch = benchlib.mnist(8 if options.smoke else train.BATCH)
-    for net_name in SMOKE_NETS if options.smoke else list(NETS):
+    names = SMOKE_NETS if options.smoke else list(NETS) if impl.startswith("tflc") else PEER_NETS
+    records = []
+    for number, net_name in enumerate(names):
         net = NETS[net_name]
         args = (impl, net_name, train.feeds(net, batch, net.keep_prob),
                 benchlib.initial_params(net))
-        runs = []
-        for _ in range(options.repeats):
-            with tempfile.TemporaryDirectory(prefix="bench-cache-") as directory:
-                os.environ.update(cache_environment(directory))
-                cold = in_fresh_process(first_step, *args)
-                warm = in_fresh_process(first_step, *args)
-            runs.append((cold, warm))
-        cold_seconds = statistics.median(cold["first_step"] for cold, _ in runs)
-        record = {"case": net_name, "seconds": cold_seconds,
-                  "warm": statistics.median(warm["first_step"] for _, warm in runs),
-                  "import": statistics.median(cold["import"] for cold, _ in runs)}
-        if "same_process" in runs[0][0]:
-            record["same_process"] = statistics.median(cold["same_process"] for cold, _ in runs)
+        rounds = options.repeats + (options.warmup if number == 0 else 0)
+        colds, warms = zip(*[cold_and_warm(args) for _ in range(rounds)][-options.repeats:])
+        record = {"case": net_name,
+                  "seconds": statistics.median(cold["first_step"] for cold in colds),
+                  "warm": statistics.median(warm["first_step"] for warm in warms),
+                  "import": statistics.median(cold["import"] for cold in colds)}
+        if "same_process" in colds[0]:
+            record["same_process"] = statistics.median(cold["same_process"] for cold in colds)
         records.append(record)
     return records
+
+
+def cold_and_warm(args: tuple) -> tuple[dict, dict]:
+    """The first step in a fresh process with empty caches, then in another using them."""
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as directory:
+        os.environ.update(cache_environment(directory))
+        return in_fresh_process(first_step, *args), in_fresh_process(first_step, *args)
 
 
 def table(records: list[dict]) -> str:
