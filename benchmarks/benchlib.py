@@ -156,7 +156,9 @@ def time_table(records: list[dict], impls: list[str], row_title: str) -> str:
 
 # -- the child's side --------------------------------------------------------------------------
 
-def child_main(workload) -> None:
+def child_main() -> None:
+    """The command line of the workload script being run (the __main__ module)."""
+    workload = sys.modules["__main__"]
     parser = argparse.ArgumentParser(description=workload.__doc__.splitlines()[0])
     parser.add_argument("--impl", required=True, choices=workload.IMPLS)
     parser.add_argument("--smoke", action="store_true")
@@ -173,3 +175,4 @@ def child_main(workload) -> None:
     for record in records:
         record.update(impl=args.impl, threads=options.threads)
     json.dump(records, sys.stdout)
+    print()

@@ -114,4 +114,4 @@ def table(records: list[dict]) -> str:
 
 
 if __name__ == "__main__":
-    benchlib.child_main(__import__(__name__))
+    benchlib.child_main()
