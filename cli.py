@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("-o", "--output", required=True, metavar="OUT.svg|png|pdf|dot")
     graph.set_defaults(command=cmd_graph)
 
+    cache = commands.add_parser(
+        "cache", help="show or clear the compile cache",
+        description="The llvm backend caches object code on disk (TFLC_CACHE_DIR, else "
+                    "~/.cache/tflc): `info` shows where and how much, `clear` empties it.")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.set_defaults(command=cmd_cache)
+
     train = commands.add_parser(
         "train", help="train a model on MNIST or an .npz dataset",
         description="Run STEP over shuffled batches of the data, bound to the model's inputs by "
@@ -327,6 +334,17 @@ def cmd_graph(args) -> int:
         func = run_pipeline(entry, passes, print_after=args.after).function
     draw(func, args.output, module.decls)
     print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_cache(args) -> int:
+    from .codegen.llvm import cache
+
+    if args.action == "clear":
+        print(f"removed {cache.clear()} entries from {cache.directory()}")
+    else:
+        info = cache.info()
+        print(f"{info['directory']}: {info['entries']} entries, {info['bytes']:,} bytes")
     return 0
 
 

@@ -15,7 +15,7 @@ from ..ir.errors import Error
 
 # backend name → module (relative to the tflc package); a new backend adds its line here.
 BACKENDS = {"numpy": "codegen.numpy_backend", "llvm": "codegen.llvm", "cuda": "runtime.cuda"}
-DEFAULT_BACKEND = "numpy"
+DEFAULT_BACKEND = "llvm"
 
 
 def backend(name: str):

@@ -133,7 +133,9 @@ class Compiled:
         dims = tuple(sizes[d] for d in self.signature.dims)
         layout = self._layouts.get(dims) or self._layout(dims, sizes)
         shapes, nbytes = layout
-        arrays = [np.ascontiguousarray(a, dtype=dtype) for a, dtype in zip(args, self._arg_dtypes)]
+        # not ascontiguousarray: it turns a 0-d array into a 1-d one (a scalar state updated in
+        # place would come back with shape (1,))
+        arrays = [np.asarray(a, dtype=dtype, order="C") for a, dtype in zip(args, self._arg_dtypes)]
         outputs = [np.empty(shape, dtype) if i not in self._in_place else arrays[self._in_place[i]]
                    for i, (shape, dtype) in enumerate(zip(shapes, self._out_dtypes))]
         self._entry(*map(address, arrays), *map(address, outputs),

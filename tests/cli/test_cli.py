@@ -217,3 +217,13 @@ def test_graph_writes_dot(capsys, tiny, tmp_path):
     assert code == 1 and "--after works on an entry" in err
     code, _, err = tflc(capsys, "graph", tiny, "-o", str(tmp_path / "x.bmp"))
     assert code == 1
+
+
+def test_cache_info_and_clear(capsys, tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("TFLC_CACHE_DIR", str(tmp_path / "cache"))
+    assert tflc(capsys, "run", tiny, "--backend", "llvm", "--fetch", "total",
+                "--feed", "x=[1, 2]")[0] == 0
+    code, out, _ = tflc(capsys, "cache", "info")
+    assert code == 0 and out.startswith(f"{tmp_path / 'cache'}: 1 entries, ")
+    assert tflc(capsys, "cache", "clear")[1] == f"removed 1 entries from {tmp_path / 'cache'}\n"
+    assert ": 0 entries, 0 bytes" in tflc(capsys, "cache", "info")[1]

@@ -5,8 +5,8 @@ import warnings
 import numpy as np
 import pytest
 
-from tflc.codegen import backend, numpy_backend
-from tflc.ir import Builder, Error, Function, Loc, Op, Output, TensorType, Value
+from tflc.codegen import numpy_backend
+from tflc.ir import Builder, Function, Loc, Op, Output, TensorType, Value
 
 RNG = np.random.default_rng(0)
 
@@ -150,8 +150,3 @@ def test_fused_ops_run_their_region_inline():
     doubled, = numpy_backend.compile(func)({"N": 1}, data)
     np.testing.assert_array_equal(doubled, 2 * np.maximum(data[0] + data[1], 0))
 
-
-def test_backends_by_name():
-    assert backend("numpy") is numpy_backend
-    with pytest.raises(Error, match="unknown backend 'numba' \\(backends: numpy"):
-        backend("numba")

@@ -7,6 +7,7 @@ import pytest
 
 import tflc
 from tflc import Error, Model
+from tflc.runtime.backends import DEFAULT_BACKEND
 from tflc.runtime.model import counter_value
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
@@ -100,7 +101,7 @@ def test_input_types_and_steps(model):
     assert {n: str(t) for n, t in model.input_types.items()} == \
         {"x": "f32[N,3]", "y": "f32[N,2]", "n": "i32[]", "W0": "f32[3,2]"}
     assert model.steps == ("swap", "add", "set")
-    assert repr(model) == "<tflc.Model toy (numpy, seed 0)>"
+    assert repr(model) == f"<tflc.Model toy ({DEFAULT_BACKEND}, seed 0)>"
 
 
 def test_bad_seed_and_backend(toy):
