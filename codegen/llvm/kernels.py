@@ -86,19 +86,17 @@ class Kernel:
     i32 threads)`: each loop nest that divides its outermost loop among the threads
     (`chunk`) does its part of it, and nests that read what others wrote are separated by
     `barrier`. `NAME` itself then runs the body on one thread, or on all of them through
-    GOMP_parallel when the kernel's `work` is large enough."""
+    GOMP_parallel when the kernel's `work` is large enough.
 
-    # optional features, off unless __init__ turns them on (codegen/ptx's DeviceKernel builds
-    # its own signature and relies on these)
-    threads: Threads | None = None
-    debug: DebugInfo | None = None
-    loc: Loc | None = None
-    masked_tails = False
+    Another target (codegen/ptx) gives its own `pointer` type for the base pointers, its own
+    `scalar` class (how math functions are reached), and `entry_point`: the function is one
+    the host launches (the `ptx_kernel` calling convention), not an internal one."""
 
     def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...],
                  fma: bool = False, threads: Threads | None = None, work: Dim = 0,
                  debug: DebugInfo | None = None, loc: Loc | None = None,
-                 masked_tails: bool = False):
+                 masked_tails: bool = False, pointer: ir.PointerType = PTR,
+                 entry_point: bool = False, scalar: type[Scalar] = Scalar):
         # Globals (constants) are used directly, so LLVM sees their values; every other
         # distinct base pointer becomes one parameter.
         self.bases: list[ir.Value] = []
@@ -108,12 +106,15 @@ class Kernel:
                 self.bases.append(buffer.base)
         self.threads, self.work = threads, work
         self.masked_tails = masked_tails  # for the innermost loops of nests (`for_range`)
-        params = [PTR] * len(self.bases) + [I64] * len(dims)
+        params = [pointer] * len(self.bases) + [I64] * len(dims)
         self.name = module.get_unique_name(name)
         body_name = self.name if threads is None else f"{self.name}.body"
         fnty = ir.FunctionType(ir.VoidType(), params + ([I32] * 2 if threads else []))
         self.function = ir.Function(module, fnty, body_name)
-        self.function.linkage = "internal"
+        if entry_point:
+            self.function.calling_convention = "ptx_kernel"
+        else:
+            self.function.linkage = "internal"
         params = self.function.args
         for param, base in zip(params, self.bases):
             param.name = base.name
@@ -129,7 +130,7 @@ class Kernel:
         setup = self.function.append_basic_block("setup")
         self.setup = ir.IRBuilder(setup)
         self.b = ir.IRBuilder(self.function.append_basic_block("body"))
-        self.s = Scalar(self.b, fma)
+        self.s = scalar(self.b, fma)
         self._dims: dict[Dim, ir.Value] = {}
         self.debug, self.loc = debug, loc
         if debug is not None:

@@ -28,10 +28,7 @@ FULL_MASK = ir.Constant(I32, -1)
 
 
 class DeviceScalar(Scalar):
-    """`Scalar` for NVPTX: every supported GPU has fused multiply-add."""
-
-    def __init__(self, builder: ir.IRBuilder):
-        super().__init__(builder, fma=True)
+    """`Scalar` for NVPTX: math functions through libdevice."""
 
     def intrinsic(self, name: str, dtype: str, args: list[ir.Value], result: str = "") -> ir.Value:
         if name not in LIBDEVICE:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from ...ir.types import Dim, dim_product
-from ..llvm.kernels import Index, Kernel, Operand, add_scaled, element, for_range
+from ..llvm.kernels import Buffer, Index, Kernel, Operand, add_scaled, element, for_range
 from ..llvm.layout import Layout, collapse
 from ..llvm.matmul import multiply_add
 from ..llvm.scalar import Scalar, const, is_float, llvm_type
@@ -50,32 +50,14 @@ TILE = 16  # matmul tiles are TILE x TILE elements, one per thread
 class DeviceKernel(Kernel):
     """A kernel under construction: `(ptr addrspace(1) base..., i64 dim...)`, `ptx_kernel`.
 
-    Only the signature differs from the CPU's `Kernel`, whose `operand`, `dim`, `offset` and
-    `finish` (and the helpers taking a kernel) are used as they are."""
+    The CPU's `Kernel` with global pointers, math through libdevice and fused multiply-adds
+    (every supported GPU has them); no CPU threads: the CPU code used inside a kernel runs on
+    its GPU thread."""
 
-    def __init__(self, module: ir.Module, name: str, buffers, dims: tuple[str, ...]):
-        self.bases = []
-        for buffer in buffers:  # constants (globals) are used directly, as on the CPU
-            if not isinstance(buffer.base, ir.GlobalVariable) and \
-                    all(buffer.base is not base for base in self.bases):
-                self.bases.append(buffer.base)
-        fnty = ir.FunctionType(ir.VoidType(), [GLOBAL_PTR] * len(self.bases) + [I64] * len(dims))
-        self.function = ir.Function(module, fnty, name)
-        self.function.calling_convention = "ptx_kernel"
-        params = self.function.args
-        for param, base in zip(params, self.bases):
-            param.name = base.name
-            param.add_attribute("noalias")
-        self.sizes = dict(zip(dims, params[len(self.bases):]))
-        for dim, param in self.sizes.items():
-            param.name = dim
-        self.pointers = {id(base): param for base, param in zip(self.bases, params)}
-        self.dims = dims
-        self.threads, self.work = None, 0  # CPU code used inside a kernel runs on its thread
-        self.setup = ir.IRBuilder(self.function.append_basic_block("setup"))
-        self.b = ir.IRBuilder(self.function.append_basic_block("body"))
-        self.s = DeviceScalar(self.b)
-        self._dims = {}
+    def __init__(self, module: ir.Module, name: str, buffers: list[Buffer],
+                 dims: tuple[str, ...]):
+        super().__init__(module, name, buffers, dims, fma=True, pointer=GLOBAL_PTR,
+                         entry_point=True, scalar=DeviceScalar)
 
     def register(self, name: str) -> ir.Value:
         """A special register (`tid.x` ...), read once in the setup block."""
