@@ -226,7 +226,7 @@ class FusedKernel:
                     pointers = {key: element(k, operand, offset)
                                 for key, operand, offset in zip(loop.keys, operands, offsets)}
                     loop.body(LoopContext(k, pointers, index))
-        lw.call(k)
+        lw.launch(k)
 
     def work(self) -> Dim | None:
         """The kernel's element operations, or None where its loops cannot be divided among

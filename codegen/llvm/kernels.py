@@ -388,8 +388,9 @@ def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, 
             k.s.store(result, ptr, op.dtype)
 
 
-def fill(k: Kernel, out: Operand, value: ir.Constant) -> None:
-    elementwise(k, [out], [], lambda s, values, index: [value])
+def fill(k: Kernel, out: Operand, value: ir.Value, *, shared: bool = False) -> None:
+    """`out[...] = value` (a constant, or a value computed in the setup block)."""
+    elementwise(k, [out], [], lambda s, values, index: [value], shared=shared)
 
 
 Better = Callable[[Scalar, ir.Value, ir.Value, str], ir.Value]

@@ -91,6 +91,13 @@ def lower(func: Function, target: Target, options: Options = Options()) -> Lower
 
 
 class Lowerer:
+    """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch`, the kernel
+    `templates` and the ops' `scalar_bodies` (codegen/ptx's lowerer offers the same, so the
+    lowerings that only differ by those are shared)."""
+
+    templates = kernels
+    scalar_bodies = SCALAR
+
     def __init__(self, func: Function, target: Target, options: Options):
         self.func = func
         self.options = options
@@ -207,7 +214,8 @@ class Lowerer:
                       fma=self.options.fma, threads=threads, work=work or 0, debug=self.debug,
                       loc=self.loc, masked_tails=self.options.masked_tails)
 
-    def call(self, kernel: Kernel) -> None:
+    def launch(self, kernel: Kernel) -> None:
+        """The kernel is complete: the entry calls it here."""
         kernel.call(self.b, self.sizes)
 
     def name(self, value: Value) -> str:
@@ -275,6 +283,8 @@ def operands_within(op: Op) -> list[Value]:
 
 
 # -- lowerings, keyed by opcode (to move into each op's OpDef.lowering) --------------------------
+# Those using only what both lowerers offer (copy, elementwise ops, reshape, the views, concat,
+# pad, one_hot, shape, rng_uniform, const) are codegen/ptx's too.
 
 Lowering = Callable[[Lowerer, Op], None]
 
@@ -282,9 +292,9 @@ Lowering = Callable[[Lowerer, Op], None]
 def copy(lw: Lowerer, name: str, target: Buffer, source: Buffer) -> None:
     """target[...] = source[...] (same shape, any layouts)."""
     k = lw.kernel(name, [target, source], work=dim_product(target.layout.shape))
-    kernels.elementwise(k, [k.operand(target)], [k.operand(source)],
-                        lambda s, values, index: values, shared=True)
-    lw.call(k)
+    lw.templates.elementwise(k, [k.operand(target)], [k.operand(source)],
+                             lambda s, values, index: values, shared=True)
+    lw.launch(k)
 
 
 def broadcast_operands(lw: Lowerer, op: Op, shape) -> list[Buffer]:
@@ -294,7 +304,7 @@ def broadcast_operands(lw: Lowerer, op: Op, shape) -> list[Buffer]:
 def lower_elementwise(lw: Lowerer, op: Op) -> None:
     out = lw.storage(op.result)
     ins = broadcast_operands(lw, op, op.result.type.shape)
-    emit = SCALAR[op.opcode]
+    emit = lw.scalar_bodies[op.opcode]
     dtypes = tuple(v.type.dtype for v in op.operands)
     name = lw.name(op.result)
 
@@ -302,8 +312,9 @@ def lower_elementwise(lw: Lowerer, op: Op) -> None:
         return [emit(s, values, dtypes, op.attrs, name)]
 
     k = lw.kernel(name, [out, *ins], work=dim_product(op.result.type.shape))
-    kernels.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body, shared=True)
-    lw.call(k)
+    lw.templates.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body,
+                             shared=True)
+    lw.launch(k)
 
 
 def lower_reduce(lw: Lowerer, op: Op) -> None:
@@ -325,7 +336,7 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
     k = lw.kernel(name, [out, x])
     kernels.fill(k, k.operand(out), reductions.identity(op.opcode, dtype))
     kernels.elementwise(k, [k.operand(accumulator)], [k.operand(x)], body, accumulate=True)
-    lw.call(k)
+    lw.launch(k)
 
 
 def lower_argreduce(lw: Lowerer, op: Op) -> None:
@@ -340,7 +351,7 @@ def lower_argreduce(lw: Lowerer, op: Op) -> None:
     better = kernels.first_extreme(">" if op.opcode == "argmax" else "<")
     kernels.argreduce(k, k.operand(out), k.operand(x, outer), layout.shape[axis],
                       layout.strides[axis], better)
-    lw.call(k)
+    lw.launch(k)
 
 
 def lower_matmul(lw: Lowerer, op: Op) -> None:
@@ -350,7 +361,7 @@ def lower_matmul(lw: Lowerer, op: Op) -> None:
     k = lw.kernel(lw.name(op.result), [out, a, b] + ([packed] if packed else []),
                   work=matmul.work(op.result.type, op.operands[0].type))
     matmul.emit(k, out, a, b, lw.options.vector_bytes, packed)
-    lw.call(k)
+    lw.launch(k)
 
 
 def lower_reshape(lw: Lowerer, op: Op) -> None:
@@ -391,22 +402,24 @@ def lower_concat(lw: Lowerer, op: Op) -> None:
     for value, part in zip(op.operands, parts):
         starts = tuple(start if d == axis else 0 for d in range(op.result.type.rank))
         region = out.layout.shifted(starts).with_shape(value.type.shape)
-        kernels.elementwise(k, [k.operand(out, region)], [k.operand(part)],
-                            lambda s, values, index: values)
+        lw.templates.elementwise(k, [k.operand(out, region)], [k.operand(part)],
+                                 lambda s, values, index: values)
         start += value.type.shape[axis]
-    lw.call(k)
+    lw.launch(k)
 
 
 def lower_pad(lw: Lowerer, op: Op) -> None:
+    """Zeros, then x into the interior: two kernels, since on the GPU the threads of one kernel
+    do not run in order."""
     x_value = op.operands[0]
     x = lw.buffer(x_value)
     out = lw.storage(op.result)
-    k = lw.kernel(lw.name(op.result), [out, x])
-    kernels.fill(k, k.operand(out), const(out.dtype, 0))
+    name = lw.name(op.result)
+    k = lw.kernel(f"{name}.zeros", [out], work=dim_product(op.result.type.shape))
+    lw.templates.fill(k, k.operand(out), const(out.dtype, 0), shared=True)
+    lw.launch(k)
     interior = out.layout.shifted(tuple(op.attrs["before"])).with_shape(x_value.type.shape)
-    kernels.elementwise(k, [k.operand(out, interior)], [k.operand(x)],
-                        lambda s, values, index: values)
-    lw.call(k)
+    copy(lw, name, out.view(interior), x)
 
 
 def lower_one_hot(lw: Lowerer, op: Op) -> None:
@@ -424,16 +437,18 @@ def lower_one_hot(lw: Lowerer, op: Op) -> None:
         return [s.b.select(hit, const("f32", 1), const("f32", 0), name=name)]
 
     k = lw.kernel(name, [out, spread], work=dim_product(op.result.type.shape))
-    kernels.elementwise(k, [k.operand(out)], [k.operand(spread)], body, keep_dims=True,
-                        shared=True)
-    lw.call(k)
+    lw.templates.elementwise(k, [k.operand(out)], [k.operand(spread)], body, keep_dims=True,
+                             shared=True)
+    lw.launch(k)
 
 
 def lower_shape(lw: Lowerer, op: Op) -> None:
     value = op.operands[0]
     axis = normalize_axis(op.attrs["axis"], value.type.rank, "shape")
     out = lw.storage(op.result)
-    lw.b.store(lw.dim(value.type.shape[axis]), out.base)
+    k = lw.kernel(lw.name(op.result), [out])
+    lw.templates.fill(k, k.operand(out), k.dim(value.type.shape[axis]))
+    lw.launch(k)
 
 
 MASK64 = 2 ** 64 - 1
@@ -476,8 +491,8 @@ def lower_rng_uniform(lw: Lowerer, op: Op) -> None:
         return [b.fmul(top, const(dtype, 2.0 ** -24), name=name)]
 
     k = lw.kernel(name, [out, counter], work=dim_product(op.result.type.shape))
-    kernels.elementwise(k, [k.operand(out)], [k.operand(counter)], body, shared=True)
-    lw.call(k)
+    lw.templates.elementwise(k, [k.operand(out)], [k.operand(counter)], body, shared=True)
+    lw.launch(k)
 
 
 def lower_const(lw: Lowerer, op: Op) -> None:

@@ -6,9 +6,11 @@ CPU, then the run-time size of every symbolic dim as an i64. Operands are indexe
 `Layout`s exactly as by the CPU kernels (codegen/llvm/kernels.py), whose helpers are used here:
 what changes is who runs which element.
 
-Templates (each returns the `Grid` to launch it with):
-- `elementwise`: a grid-stride loop over the flat index of the result, unravelled into one index
-  per dim (dims merged by `collapse` first, so a dense operand costs no division);
+Templates, called by the lowerings through `Lowerer.templates` as the CPU's are:
+- `elementwise` (and `fill`): a grid-stride loop over the flat index of the result, unravelled
+  into one index per dim (dims merged by `collapse` first, so a dense operand costs no
+  division); the kernel is launched one thread per element of its first buffer (`elements`);
+The others return the `Grid` to launch their kernel with:
 - `each_output`: one thread per output element, running sequential CPU code for it (column
   reductions, argmax/argmin), coalesced when neighbouring outputs are neighbours in memory;
 - `reduce_rows`: one warp (or one block of `BLOCK` threads) per output element; lanes combine
@@ -58,6 +60,8 @@ class DeviceKernel(Kernel):
                  dims: tuple[str, ...]):
         super().__init__(module, name, buffers, dims, fma=True, pointer=GLOBAL_PTR,
                          entry_point=True, scalar=DeviceScalar)
+        # the elements of what it writes (its first buffer): the default launch's threads
+        self.elements = dim_product(buffers[0].layout.shape)
 
     def register(self, name: str) -> ir.Value:
         """A special register (`tid.x` ...), read once in the setup block."""
@@ -130,9 +134,11 @@ Body = Callable[[Scalar, list[ir.Value], Index], list[ir.Value]]
 
 
 def elementwise(k: DeviceKernel, outs: list[Operand], ins: list[Operand], body: Body, *,
-                keep_dims: bool = False) -> Grid:
+                keep_dims: bool = False, shared: bool = True) -> None:
     """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it);
-    `keep_dims` keeps one index per dim of the shape, for bodies that use them."""
+    `keep_dims` keeps one index per dim of the shape, for bodies that use them. Every loop is
+    shared among the kernel's threads (`shared` is for the CPU's template, whose loops may
+    not be)."""
     operands = outs + ins
     shape = outs[0].layout.shape
     if not keep_dims:
@@ -149,7 +155,11 @@ def elementwise(k: DeviceKernel, outs: list[Operand], ins: list[Operand], body: 
                   for ptr, op in zip(pointers[len(outs):], operands[len(outs):])]
         for result, ptr, op in zip(body(k.s, values, index), pointers, operands):
             k.s.store(result, ptr, op.dtype)
-    return one_per_thread(total)
+
+
+def fill(k: DeviceKernel, out: Operand, value: ir.Value, *, shared: bool = True) -> None:
+    """`out[...] = value` (a constant, or a value computed in the setup block)."""
+    elementwise(k, [out], [], lambda s, values, index: [value])
 
 
 @contextmanager

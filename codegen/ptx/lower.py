@@ -32,7 +32,7 @@ from ..llvm import reductions
 from ..llvm.kernels import Buffer, Operand
 from ..llvm.layout import Layout, contiguous
 from ..llvm.matmul import insert_unit_dim
-from ..llvm.scalar import BYTES, I64, const, llvm_type
+from ..llvm.scalar import BYTES
 from . import kernels
 from .device import SCALAR
 from .kernels import DeviceKernel
@@ -54,8 +54,13 @@ def lower(func: Function, arch: str) -> Lowered:
 
 
 class Lowerer:
-    """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch` (and `module`,
-    `func`, `env`, which the CPU's `lower_const` and view lowerings use as they are)."""
+    """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch`, the kernel
+    `templates` and the ops' `scalar_bodies` (and `module`, `func`, `env`): what the CPU's
+    lowerer offers, so that the CPU's lowerings of elementwise ops, copies, views, constants,
+    concat, pad, one_hot, shape and rng_uniform are used as they are."""
+
+    templates = kernels
+    scalar_bodies = SCALAR
 
     def __init__(self, func: Function, arch: str):
         self.func = func
@@ -110,7 +115,9 @@ class Lowerer:
         self.env[value] = buffer
         return buffer
 
-    def kernel(self, name: str, buffers: list[Buffer]) -> DeviceKernel:
+    def kernel(self, name: str, buffers: list[Buffer], work: Dim | None = None) -> DeviceKernel:
+        """A kernel writing `buffers[0]`. `work` is for the CPU (whether a kernel is worth
+        several threads): every GPU kernel runs on many."""
         base = identifier(f"{self.func.name}_{name}")
         unique, n = base, 1
         while unique in self.kernel_names:
@@ -119,15 +126,18 @@ class Lowerer:
         self.kernel_names.add(unique)
         return DeviceKernel(self.module, unique, buffers, self.func.dims)
 
-    def launch(self, k: DeviceKernel, grid: Grid) -> None:
+    def launch(self, k: DeviceKernel, grid: Grid | None = None) -> None:
+        """The kernel is complete: launched next with `grid`, by default (grid-stride loops)
+        one thread per element it writes."""
         k.finish()
+        grid = grid or kernels.one_per_thread(k.elements)
         self.launches.append(Launch(k.function.name, tuple(k.bases), grid))
 
     def lower_ops(self, ops) -> None:
         for op in ops:
             lowering = LOWERINGS.get(op.opcode)
             if lowering is None and REGISTRY[op.opcode].kind == "elementwise":
-                lowering = lower_elementwise
+                lowering = cpu.lower_elementwise
             if lowering is None:
                 raise Error(f"the cuda backend has no lowering for '{op.opcode}' "
                             "(composites and grad must be expanded by the passes first)", op.loc)
@@ -139,7 +149,7 @@ class Lowerer:
             source = self.env[out.value]
             if source.base is not ref:
                 target = Buffer(ref, source.dtype, contiguous(out.value.type.shape), ref.name)
-                copy(self, f"{ref.name}.copy", target, source)
+                cpu.copy(self, f"{ref.name}.copy", target, source)
         check_declarations([f.name for f in self.module.functions if f.is_declaration])
         plan = Plan(dims=self.func.dims,
                     args=tuple((v.type.shape, v.type.dtype) for v in self.func.args),
@@ -152,28 +162,6 @@ class Lowerer:
 # -- lowerings, keyed by opcode ----------------------------------------------------------------
 
 Lowering = Callable[[Lowerer, Op], None]
-
-
-def pointwise(lw: Lowerer, name: str, out: Buffer, ins: list[Buffer], body, *,
-              keep_dims: bool = False) -> None:
-    """One elementwise kernel: `out = body(ins)`, inputs already viewed with out's shape."""
-    k = lw.kernel(name, [out, *ins])
-    grid = kernels.elementwise(k, [k.operand(out)], [k.operand(b) for b in ins], body,
-                               keep_dims=keep_dims)
-    lw.launch(k, grid)
-
-
-def copy(lw: Lowerer, name: str, target: Buffer, source: Buffer) -> None:
-    pointwise(lw, name, target, [source], lambda s, values, index: values)
-
-
-def lower_elementwise(lw: Lowerer, op: Op) -> None:
-    out = lw.storage(op.result)
-    emit = SCALAR[op.opcode]
-    dtypes = tuple(v.type.dtype for v in op.operands)
-    name = lw.name(op.result)
-    pointwise(lw, name, out, cpu.broadcast_operands(lw, op, op.result.type.shape),
-              lambda s, values, index: [emit(s, values, dtypes, op.attrs, name)])
 
 
 def lower_reduce(lw: Lowerer, op: Op) -> None:
@@ -197,6 +185,7 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
     kept_shape, reduced_shape = layout.shape[:len(kept)], layout.shape[len(kept):]
     result = contiguous(kept_shape)  # the result's elements, with or without keepdims
     k = lw.kernel(name, [out, x])
+    grid = None  # a thread per output
     if rank - 1 in axes:
         length = dim_product(reduced_shape)
         per_block = not isinstance(length, int) or length > WARP_ROW_LIMIT
@@ -212,7 +201,6 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
                                     [Operand(start.ptr, dtype, inner, start.name)],
                                     lambda s, values, index: [combine(s, *values)],
                                     accumulate=True)
-        grid = kernels.one_per_thread(dim_product(kept_shape))
     lw.launch(k, grid)
 
 
@@ -229,7 +217,7 @@ def lower_argreduce(lw: Lowerer, op: Op) -> None:
     better = cpu_kernels.first_extreme(">" if op.opcode == "argmax" else "<")
     with kernels.each_output(k, k.operand(out), k.operand(x, outer)) as (result, start):
         cpu_kernels.argreduce(k, result, start, layout.shape[axis], layout.strides[axis], better)
-    lw.launch(k, kernels.one_per_thread(dim_product(outer.shape)))
+    lw.launch(k)
 
 
 def lower_matmul(lw: Lowerer, op: Op) -> None:
@@ -252,93 +240,6 @@ def lower_matmul(lw: Lowerer, op: Op) -> None:
     grid = kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout),
                           k.operand(b, b_layout))
     lw.launch(k, grid)
-
-
-def lower_reshape(lw: Lowerer, op: Op) -> None:
-    x = lw.buffer(op.operands[0])
-    if x.layout.is_dense:
-        lw.env[op.result] = x.view(contiguous(op.result.type.shape).at(x.layout.offset),
-                                   lw.name(op.result))
-        return
-    out = lw.storage(op.result)  # the same elements in row-major order: x's shape, dense
-    copy(lw, lw.name(op.result), out.view(contiguous(x.layout.shape)), x)
-
-
-def lower_concat(lw: Lowerer, op: Op) -> None:
-    """One kernel, one grid-stride loop per operand into its part (parts do not overlap)."""
-    out = lw.storage(op.result)
-    axis = normalize_axis(op.attrs["axis"], op.result.type.rank, "concat")
-    parts = [lw.buffer(v) for v in op.operands]
-    k = lw.kernel(lw.name(op.result), [out, *parts])
-    start = 0  # sizes along the axis are integers (concat's type rule)
-    for value, part in zip(op.operands, parts):
-        starts = tuple(start if d == axis else 0 for d in range(op.result.type.rank))
-        region = out.layout.shifted(starts).with_shape(value.type.shape)
-        kernels.elementwise(k, [k.operand(out, region)], [k.operand(part)],
-                            lambda s, values, index: values)
-        start += value.type.shape[axis]
-    lw.launch(k, kernels.one_per_thread(dim_product(op.result.type.shape)))
-
-
-def lower_pad(lw: Lowerer, op: Op) -> None:
-    """Zeros, then x into the interior: two kernels, since launches run in order and threads
-    within one kernel do not."""
-    x_value = op.operands[0]
-    x = lw.buffer(x_value)
-    out = lw.storage(op.result)
-    name = lw.name(op.result)
-    zero = const(out.dtype, 0)
-    pointwise(lw, f"{name}.zeros", out, [], lambda s, values, index: [zero])
-    interior = out.layout.shifted(tuple(op.attrs["before"])).with_shape(x_value.type.shape)
-    copy(lw, name, out.view(interior), x)
-
-
-def lower_one_hot(lw: Lowerer, op: Op) -> None:
-    """out[..., j] = (indices[...] == j): the indices read with stride 0 along the new dim."""
-    indices = lw.buffer(op.operands[0])
-    out = lw.storage(op.result)
-    layout = indices.layout
-    spread = indices.view(Layout(layout.shape + (op.attrs["depth"],), layout.strides + (0,),
-                                 layout.offset))
-    name = lw.name(op.result)
-
-    def body(s, values, index):
-        position = s.b.sext(values[0], I64) if values[0].type != I64 else values[0]
-        hit = s.b.icmp_signed("==", position, index.loops[-1])
-        return [s.b.select(hit, const("f32", 1), const("f32", 0), name=name)]
-
-    pointwise(lw, name, out, [spread], body, keep_dims=True)
-
-
-def lower_shape(lw: Lowerer, op: Op) -> None:
-    value = op.operands[0]
-    axis = normalize_axis(op.attrs["axis"], value.type.rank, "shape")
-    out = lw.storage(op.result)
-    k = lw.kernel(lw.name(op.result), [out])
-    size = k.dim(value.type.shape[axis])
-    lw.launch(k, kernels.elementwise(k, [k.operand(out)], [],
-                                     lambda s, values, index: [size]))
-
-
-def lower_rng_uniform(lw: Lowerer, op: Op) -> None:
-    """docs/ops.md's counter-based generator, as on the CPU (seed and stream folded at compile
-    time); the flat index is the element's row-major position."""
-    counter = lw.buffer(op.operands[1])
-    out = lw.storage(op.result)
-    counter = counter.view(counter.layout.broadcast_to(op.result.type.shape))
-    seeded = cpu.mix(cpu.mix(op.attrs["seed"]) ^ op.attrs["stream"])
-    dtype = out.dtype
-    name = lw.name(op.result)
-
-    def body(s, values, index):
-        b = s.b
-        key = cpu.emit_mix(b, b.xor(values[0], cpu.u64(seeded)))
-        step = b.mul(b.add(index.flat(b), cpu.u64(1)), cpu.u64(cpu.GOLDEN_GAMMA))
-        bits = cpu.emit_mix(b, b.add(key, step))
-        top = b.uitofp(b.lshr(bits, cpu.u64(40)), llvm_type(dtype))
-        return [b.fmul(top, const(dtype, 2.0 ** -24), name=name)]
-
-    pointwise(lw, name, out, [counter], body)
 
 
 def lower_fused(lw: Lowerer, op: Op) -> None:
@@ -365,15 +266,15 @@ LOWERINGS: dict[str, Lowering] = {
     "argmax": lower_argreduce,
     "argmin": lower_argreduce,
     "matmul": lower_matmul,
-    "reshape": lower_reshape,
+    "reshape": cpu.lower_reshape,
     "transpose": cpu.lower_transpose,
     "broadcast_to": cpu.lower_broadcast_to,
     "slice": cpu.lower_slice,
-    "concat": lower_concat,
-    "pad": lower_pad,
-    "one_hot": lower_one_hot,
-    "shape": lower_shape,
-    "rng_uniform": lower_rng_uniform,
+    "concat": cpu.lower_concat,
+    "pad": cpu.lower_pad,
+    "one_hot": cpu.lower_one_hot,
+    "shape": cpu.lower_shape,
+    "rng_uniform": cpu.lower_rng_uniform,
     "const": cpu.lower_const,
     "fused": lower_fused,
 }
