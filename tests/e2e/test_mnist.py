@@ -1,5 +1,6 @@
 """The tutorials' models learn the real MNIST: a short run by default; with -m slow, the full runs
-of docs/training.md's must-reach table (the tutorials' settings, the NumPy backend)."""
+of docs/training.md's must-reach table (the tutorials' settings), on the NumPy backend (the
+issue's reference) and on the default llvm backend."""
 
 from pathlib import Path
 
@@ -35,10 +36,11 @@ FULL_RUNS = {
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["numpy", "llvm"])
 @pytest.mark.parametrize("example", FULL_RUNS)
-def test_the_tutorials_results(mnist, tmp_path, example):
+def test_the_tutorials_results(mnist, tmp_path, example, backend):
     options, must_reach = FULL_RUNS[example]
-    model = tflc.load(EXAMPLES / f"{example}.tfl")
+    model = tflc.load(EXAMPLES / f"{example}.tfl", backend=backend)
     results = train(model, mnist, TrainConfig(**options, metric="accuracy", progress=False,
                                               log=str(tmp_path / "log.jsonl")))
     assert results["test"] >= must_reach
