@@ -8,6 +8,6 @@ See lower.py for the entry function's signature and memory, kernels.py for the l
 scalar.py for each elementwise op's code.
 """
 
-from .jit import Compiled, compile, emit
+from .jit import EMIT_KINDS, Compiled, compile, emit
 
-__all__ = ["Compiled", "compile", "emit"]
+__all__ = ["EMIT_KINDS", "Compiled", "compile", "emit"]
