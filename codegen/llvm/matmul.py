@@ -59,15 +59,22 @@ def packed_type(b: Buffer) -> TensorType | None:
 def emit(k: Kernel, out: Buffer, a: Buffer, b: Buffer, vector_bytes: int,
          packed: Buffer | None = None) -> None:
     """out = a @ b in kernel k, for buffers of the op's operand and result types (and B's dense
-    copy, see `packed_type`). 1-D operands become a row ([1, K], left) or a column ([K, 1],
-    right) with stride 0 along the added dim; the result gets the same dim back for the kernel.
-    Copying B costs K x N moves; the tiled path it allows is many times faster than the strided
-    one for every row of A."""
+    copy, see `packed_type`), laid out by `matmul_layouts`. Copying B costs K x N moves; the
+    tiled path it allows is many times faster than the strided one for every row of A."""
     if packed is not None:
         elementwise(k, [k.operand(packed)], [k.operand(b)], lambda s, values, index: values,
                     shared=True)
         k.barrier()  # every thread reads all of the copy
         b = packed
+    out_layout, a_layout, b_layout = matmul_layouts(out, a, b)
+    matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
+           vector_bytes)
+
+
+def matmul_layouts(out: Buffer, a: Buffer, b: Buffer) -> tuple[Layout, Layout, Layout]:
+    """The layouts of out, a and b for a matmul kernel: 1-D operands become a row ([1, K], left)
+    or a column ([K, 1], right) with stride 0 along the added dim, the result gets the same dim
+    back, and a's and b's batch dims are broadcast to the result's."""
     a_layout, b_layout = a.layout, b.layout
     out_layout = out.layout
     if a_layout.rank == 1:
@@ -77,10 +84,8 @@ def emit(k: Kernel, out: Buffer, a: Buffer, b: Buffer, vector_bytes: int,
         b_layout = Layout(b_layout.shape + (1,), b_layout.strides + (0,), b_layout.offset)
         out_layout = insert_unit_dim(out_layout, out_layout.rank)
     batch = out_layout.shape[:-2]
-    a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
-    b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
-    matmul(k, k.operand(out, out_layout), k.operand(a, a_layout), k.operand(b, b_layout),
-           vector_bytes)
+    return (out_layout, a_layout.broadcast_to(batch + a_layout.shape[-2:]),
+            b_layout.broadcast_to(batch + b_layout.shape[-2:]))
 
 
 def insert_unit_dim(layout: Layout, position: int) -> Layout:

@@ -31,7 +31,7 @@ from ..llvm import lower as cpu
 from ..llvm import reductions
 from ..llvm.kernels import Buffer, Operand
 from ..llvm.layout import Layout, contiguous
-from ..llvm.matmul import insert_unit_dim
+from ..llvm.matmul import matmul_layouts
 from ..llvm.scalar import BYTES
 from . import kernels
 from .device import SCALAR
@@ -221,21 +221,9 @@ def lower_argreduce(lw: Lowerer, op: Op) -> None:
 
 
 def lower_matmul(lw: Lowerer, op: Op) -> None:
-    """1-D operands as on the CPU: a row ([1, K], left) or a column ([K, 1], right) with stride
-    0 along the added dim, and the same dim added to the result's layout."""
     a, b = (lw.buffer(v) for v in op.operands)
-    a_layout, b_layout = a.layout, b.layout
     out = lw.storage(op.result)
-    out_layout = out.layout
-    if a_layout.rank == 1:
-        a_layout = Layout((1,) + a_layout.shape, (0,) + a_layout.strides, a_layout.offset)
-        out_layout = insert_unit_dim(out_layout, out_layout.rank - (b_layout.rank > 1))
-    if b_layout.rank == 1:
-        b_layout = Layout(b_layout.shape + (1,), b_layout.strides + (0,), b_layout.offset)
-        out_layout = insert_unit_dim(out_layout, out_layout.rank)
-    batch = out_layout.shape[:-2]
-    a_layout = a_layout.broadcast_to(batch + a_layout.shape[-2:])
-    b_layout = b_layout.broadcast_to(batch + b_layout.shape[-2:])
+    out_layout, a_layout, b_layout = matmul_layouts(out, a, b)
     k = lw.kernel(lw.name(op.result), [out, a, b])
     grid = kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout),
                           k.operand(b, b_layout))
