@@ -47,8 +47,7 @@ from .ir.printer import print_function
 from .ir.types import TensorType, dtype_of_numpy
 from .passes.manager import run_pipeline
 from .passes.pipeline import default_pipeline
-from .runtime.backends import DEFAULT_BACKEND, backend as backend_named
-
+from .runtime.backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
 
 __all__ = [
     "jit", "grad", "value_and_grad", "dump", "Jitted",
@@ -251,12 +250,13 @@ class Jitted:
     Made by `tflc.jit`; `stats()` counts compiles, `dump(after=...)` shows the IR."""
 
     def __init__(self, fn, *, static_argnums=(), static_argnames=(), symbolic_dims=None,
-                 backend: str | None = None):
+                 backend: str | None = None, debug_nans: bool | None = None):
         functools.update_wrapper(self, fn)
         self.__name__ = getattr(fn, "__name__", "fn")
         self.fn = fn
         self.backend = backend or DEFAULT_BACKEND
-        self._backend = backend_named(self.backend)
+        self.debug_nans = debug_nans_from_environment() if debug_nans is None else debug_nans
+        self._backend, self._options = compiler_for(self.backend, self.debug_nans)
         self._signature = inspect.signature(fn)
         params = list(self._signature.parameters)
         self._static = self._static_names(params, static_argnums, static_argnames)
@@ -445,7 +445,7 @@ class Jitted:
         run = run_pipeline(entry.traced, default_pipeline(),
                            print_after="all" if dump_dir else None)
         final = run.function
-        entry.compiled = self._backend.compile(final)
+        entry.compiled = self._backend.compile(final, **self._options)
         if dump_dir:
             self._write_dump(dump_dir, entry.traced, run, final)
         leaf_of = {arg.name: i for i, arg in enumerate(entry.traced.args)}
@@ -512,7 +512,7 @@ def _differences(old: _Call, new: _Call) -> list[str]:
 
 
 def jit(fn=None, *, static_argnums=(), static_argnames=(), symbolic_dims=None,
-        backend: str | None = None):
+        backend: str | None = None, debug_nans: bool | None = None):
     """Compiles `fn` for each new input signature: `@tflc.jit`, or `@tflc.jit(static_argnums=1)`.
 
     - `static_argnums` / `static_argnames`: arguments passed to `fn` as Python values (settings,
@@ -520,13 +520,15 @@ def jit(fn=None, *, static_argnums=(), static_argnames=(), symbolic_dims=None,
     - `symbolic_dims`: {parameter name or position: axes} marks those axes of every array in
       that argument symbolic and the others static (default: the leading axis, see the module doc).
     - `backend`: "numpy", "llvm", ... (default: tflc's default backend).
+    - `debug_nans` (default: the environment's TFLC_DEBUG_NANS): stop at the first op that makes
+      a NaN or an infinity, naming its line (runs the numpy backend's checked code).
     """
     if fn is None:
         return functools.partial(jit, static_argnums=static_argnums,
                                  static_argnames=static_argnames, symbolic_dims=symbolic_dims,
-                                 backend=backend)
+                                 backend=backend, debug_nans=debug_nans)
     return Jitted(fn, static_argnums=static_argnums, static_argnames=static_argnames,
-                  symbolic_dims=symbolic_dims, backend=backend)
+                  symbolic_dims=symbolic_dims, backend=backend, debug_nans=debug_nans)
 
 
 def dump(fn, *args, after: str | None = None, **kwargs) -> str:

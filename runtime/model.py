@@ -26,17 +26,16 @@ import numpy as np
 
 from ..ir.core import Function, Module
 from ..ir.errors import Error
-from ..ir.types import TensorType, dtype_of_numpy
 from ..ir.printer import print_function, print_module
+from ..ir.types import TensorType, dtype_of_numpy
 from ..passes.manager import run_pipeline
 from ..passes.pipeline import compile_entry, default_pipeline, select_entry
 from . import checkpoint
-from .backends import DEFAULT_BACKEND, backend as backend_named
+from .backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
 from .feeds import check_feeds, check_names
 from .init import check_seed, initial_value
 
 COUNTER = "__run"
-DEBUG_NANS = "TFLC_DEBUG_NANS"
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,7 @@ class Model:
         self.seed = check_seed(seed)
         self.backend = backend
         self.debug_nans = debug_nans_from_environment() if debug_nans is None else debug_nans
-        self._backend = backend_named(backend)
-        self._options = {}
-        if self.debug_nans:  # only the numpy backend's code checks every op
-            self._backend, self._options = backend_named("numpy"), {"debug_nans": True}
+        self._backend, self._options = compiler_for(backend, self.debug_nans)
         self._values = {d.name: initial_value(d, self.seed) for d in module.decls
                         if d.kind in ("param", "state")}
         self._counter = 0
@@ -228,17 +224,6 @@ class Model:
         if self.module.decl(COUNTER) is not None:
             values[COUNTER] = np.array(self._counter, np.int64)
         return values
-
-
-def debug_nans_from_environment() -> bool:
-    """`TFLC_DEBUG_NANS`: 1 (or true, yes, on) turns debug_nans on; unset, empty, 0 (or false,
-    no, off) leave it off."""
-    text = os.environ.get(DEBUG_NANS, "").strip().lower()
-    if text in ("", "0", "false", "no", "off"):
-        return False
-    if text in ("1", "true", "yes", "on"):
-        return True
-    raise Error(f"{DEBUG_NANS}={os.environ[DEBUG_NANS]}: expected 1 (on) or 0 (off)")
 
 
 def counter_value(count: int, seed: int) -> np.ndarray:

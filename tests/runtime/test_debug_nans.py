@@ -3,7 +3,6 @@ its op's source line, naming the op, the bad elements and the operands; off, not
 
 import numpy as np
 import pytest
-
 import tflc
 from tflc import Error, cli
 from tflc.codegen import numpy_backend
@@ -143,3 +142,15 @@ def test_tflc_run_debug_nans(tmp_path, capsys, monkeypatch):
                      "--debug-nans"])
     assert code == 1 and capsys.readouterr().err.startswith(
         f"{path}:6:10: error: debug_nans: `log` made NaN")
+
+
+def test_jit_under_debug_nans_names_the_users_line(monkeypatch):
+    monkeypatch.setenv("TFLC_DEBUG_NANS", "1")
+
+    def logged(x):
+        return tflc.log(x) * 2  # the line the error points at
+
+    with pytest.raises(Error, match="`log` made NaN") as info:
+        tflc.jit(logged)(-np.ones(3, np.float32))
+    assert f"test_debug_nans.py:{logged.__code__.co_firstlineno + 1}:" in str(info.value)
+    assert tflc.jit(logged, debug_nans=False)(-np.ones(3, np.float32)).shape == (3,)
