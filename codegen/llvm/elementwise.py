@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from . import mathfns
 from .scalar import BYTES, I1, Scalar, const, is_float, llvm_type
 
 
@@ -128,15 +127,16 @@ def emit_rsqrt(s, args, dtypes, attrs, name):
 
 
 def emit_sigmoid(s, args, dtypes, attrs, name):
+    """1 / (1 + exp(-x)), as the reference."""
     dtype = dtypes[0]
-    e = mathfns.exp(s, s.b.fneg(args[0]), dtype)
+    e = s.math("exp", s.b.fneg(args[0]), dtype)
     return s.b.fdiv(const(dtype, 1), s.b.fadd(const(dtype, 1), e), name=name)
 
 
-def inline_math(function) -> Emitter:
-    """exp/log/tanh written out (mathfns.py), so that loops using them vectorise."""
+def math_function(function: str) -> Emitter:
+    """exp/log/tanh: `Scalar.math` (written out in IR on the CPU, so that loops vectorise)."""
     def emit(s, args, dtypes, attrs, name):
-        return function(s, args[0], dtypes[0], name)
+        return s.math(function, args[0], dtypes[0], name)
     return emit
 
 
@@ -204,14 +204,14 @@ SCALAR: dict[str, Emitter] = {
     "neg": emit_neg,
     "abs": emit_abs,
     "sign": emit_sign,
-    "exp": inline_math(mathfns.exp),
-    "log": inline_math(mathfns.log),
+    "exp": math_function("exp"),
+    "log": math_function("log"),
     "sqrt": float_intrinsic("sqrt"),
     "rsqrt": emit_rsqrt,
     "square": emit_square,
     "sin": float_intrinsic("sin"),
     "cos": float_intrinsic("cos"),
-    "tanh": inline_math(mathfns.tanh),
+    "tanh": math_function("tanh"),
     "sigmoid": emit_sigmoid,
     "relu": emit_relu,
     "not": lambda s, args, dtypes, attrs, name: s.b.not_(args[0], name=name),

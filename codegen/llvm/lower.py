@@ -92,11 +92,10 @@ def lower(func: Function, target: Target, options: Options = Options()) -> Lower
 
 class Lowerer:
     """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch`, the kernel
-    `templates` and the ops' `scalar_bodies` (codegen/ptx's lowerer offers the same, so the
-    lowerings that only differ by those are shared)."""
+    `templates` (codegen/ptx's lowerer offers the same, so the lowerings that only differ by
+    those are shared)."""
 
     templates = kernels
-    scalar_bodies = SCALAR
 
     def __init__(self, func: Function, target: Target, options: Options):
         self.func = func
@@ -304,7 +303,7 @@ def broadcast_operands(lw: Lowerer, op: Op, shape) -> list[Buffer]:
 def lower_elementwise(lw: Lowerer, op: Op) -> None:
     out = lw.storage(op.result)
     ins = broadcast_operands(lw, op, op.result.type.shape)
-    emit = lw.scalar_bodies[op.opcode]
+    emit = SCALAR[op.opcode]
     dtypes = tuple(v.type.dtype for v in op.operands)
     name = lw.name(op.result)
 

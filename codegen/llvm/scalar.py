@@ -62,6 +62,12 @@ class Scalar:
         fn = self.function(f"llvm.{name}.{dtype}", llvm_type(dtype), [a.type for a in args])
         return self.b.call(fn, args, name=result)
 
+    def math(self, function: str, x: ir.Value, dtype: str, name: str = "") -> ir.Value:
+        """`exp`, `log` or `tanh` of a float: written out in IR (mathfns.py), so that loops
+        using them vectorise. A target with its own math library calls it instead."""
+        from .mathfns import WRITTEN_OUT  # mathfns builds on this module
+        return WRITTEN_OUT[function](self, x, dtype, name)
+
     def load(self, ptr: ir.Value, dtype: str, name: str = "") -> ir.Value:
         value = self.b.load(ptr, typ=memory_type(dtype), name=name)
         if dtype == "bool":  # any nonzero byte is true, as for NumPy

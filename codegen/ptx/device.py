@@ -6,16 +6,14 @@ the same instructions for the same op, so both backends mean the same thing. Wha
 a math function is reached: `DeviceScalar.intrinsic` keeps the LLVM intrinsics NVPTX lowers
 (sqrt, fabs, fma, maximum, ...) and sends exp, log, tanh, sin, cos and pow to libdevice, whose
 functions are accurate to an ulp or two. exp, log and tanh, which the CPU writes out as
-polynomials so that loops vectorise, are libdevice calls here.
+polynomials so that loops vectorise (`Scalar.math`), are libdevice calls here.
 """
 
 from __future__ import annotations
 
 from llvmlite import ir
 
-from ..llvm.elementwise import SCALAR as CPU_SCALAR
-from ..llvm.elementwise import Emitter, float_intrinsic
-from ..llvm.scalar import Scalar, const, llvm_type, memory_type
+from ..llvm.scalar import Scalar, llvm_type, memory_type
 from .target import LIBDEVICE
 
 I32 = ir.IntType(32)
@@ -38,21 +36,8 @@ class DeviceScalar(Scalar):
                            [a.type for a in args])
         return self.b.call(fn, args, name=result)
 
-
-def emit_sigmoid(s, args, dtypes, attrs, name):
-    """1 / (1 + exp(-x)), as the reference, with libdevice's exp."""
-    dtype = dtypes[0]
-    e = s.intrinsic("exp", dtype, [s.b.fneg(args[0])])
-    return s.b.fdiv(const(dtype, 1), s.b.fadd(const(dtype, 1), e), name=name)
-
-
-SCALAR: dict[str, Emitter] = {
-    **CPU_SCALAR,
-    "exp": float_intrinsic("exp"),
-    "log": float_intrinsic("log"),
-    "tanh": float_intrinsic("tanh"),
-    "sigmoid": emit_sigmoid,
-}
+    def math(self, function: str, x: ir.Value, dtype: str, name: str = "") -> ir.Value:
+        return self.intrinsic(function, dtype, [x], name)
 
 
 # -- threads ---------------------------------------------------------------------------------------

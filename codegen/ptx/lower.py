@@ -34,7 +34,6 @@ from ..llvm.layout import Layout, contiguous
 from ..llvm.matmul import matmul_layouts
 from ..llvm.scalar import BYTES
 from . import kernels
-from .device import SCALAR
 from .kernels import DeviceKernel
 from .plan import Grid, Launch, Plan, Ref
 from .target import TRIPLE, check_declarations, data_layout, identifier
@@ -55,12 +54,11 @@ def lower(func: Function, arch: str) -> Lowered:
 
 class Lowerer:
     """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch`, the kernel
-    `templates` and the ops' `scalar_bodies` (and `module`, `func`, `env`): what the CPU's
-    lowerer offers, so that the CPU's lowerings of elementwise ops, copies, views, constants,
-    concat, pad, one_hot, shape and rng_uniform are used as they are."""
+    `templates` (and `module`, `func`, `env`): what the CPU's lowerer offers, so that the CPU's
+    lowerings of elementwise ops, copies, views, constants, concat, pad, one_hot, shape and
+    rng_uniform are used as they are (math functions reach libdevice through `DeviceScalar`)."""
 
     templates = kernels
-    scalar_bodies = SCALAR
 
     def __init__(self, func: Function, arch: str):
         self.func = func
