@@ -251,9 +251,11 @@ def evaluate_dim(b: ir.IRBuilder, d: Dim, sizes: dict[str, ir.Value]) -> ir.Valu
 
 @contextmanager
 def for_range(b: ir.IRBuilder, stop: ir.Value, name: str, as_written: bool = False,
-              start: ir.Value | None = None, masked: bool = False) -> Iterator[ir.Value]:
+              start: ir.Value | None = None, masked: bool = False,
+              step: ir.Value | None = None) -> Iterator[ir.Value]:
     """`for name in range(start, stop)` (start 0 by default): the body is emitted inside the
-    `with`; on exit the builder is after the loop.
+    `with`; on exit the builder is after the loop. A run-time `step` (the GPU's grid-stride
+    loops) may take the index past `stop`: its addition makes no promise of staying in range.
 
     Loop nests are built so that the innermost loop is the one to vectorise; outer loops, and
     loops that are vectorised by hand, are kept `as_written`: LLVM neither vectorises nor
@@ -277,7 +279,10 @@ def for_range(b: ir.IRBuilder, stop: ir.Value, name: str, as_written: bool = Fal
     b.cbranch(b.icmp_signed("<", index, stop), body, after)
     b.position_at_end(body)
     yield index
-    following = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
+    if step is None:
+        following = b.add(index, ir.Constant(I64, 1), name=f"{name}.next", flags=("nuw", "nsw"))
+    else:
+        following = b.add(index, step, name=f"{name}.next")
     index.add_incoming(following, b.block)
     back_edge = b.branch(header)
     if as_written:

@@ -282,8 +282,8 @@ def operands_within(op: Op) -> list[Value]:
 
 
 # -- lowerings, keyed by opcode (to move into each op's OpDef.lowering) --------------------------
-# Those using only what both lowerers offer (copy, elementwise ops, reshape, the views, concat,
-# pad, one_hot, shape, rng_uniform, const) are codegen/ptx's too.
+# Those using only what both lowerers offer (copy, elementwise ops, argmax/argmin, reshape, the
+# views, concat, pad, one_hot, shape, rng_uniform, const) are codegen/ptx's too.
 
 Lowering = Callable[[Lowerer, Op], None]
 
@@ -348,8 +348,8 @@ def lower_argreduce(lw: Lowerer, op: Op) -> None:
     out = lw.storage(op.result)
     k = lw.kernel(lw.name(op.result), [out, x])
     better = kernels.first_extreme(">" if op.opcode == "argmax" else "<")
-    kernels.argreduce(k, k.operand(out), k.operand(x, outer), layout.shape[axis],
-                      layout.strides[axis], better)
+    lw.templates.argreduce(k, k.operand(out), k.operand(x, outer), layout.shape[axis],
+                           layout.strides[axis], better)
     lw.launch(k)
 
 

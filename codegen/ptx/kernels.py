@@ -6,16 +6,18 @@ CPU, then the run-time size of every symbolic dim as an i64. Operands are indexe
 `Layout`s exactly as by the CPU kernels (codegen/llvm/kernels.py), whose helpers are used here:
 what changes is who runs which element.
 
-Templates, called by the lowerings through `Lowerer.templates` as the CPU's are:
+Templates (`elementwise`, `fill` and `argreduce` are called by the shared lowerings through
+`Lowerer.templates`, as the CPU's are). A kernel is launched one thread per element of its first
+buffer (what it writes: `DeviceKernel.elements`) unless its template returns another `Grid`:
 - `elementwise` (and `fill`): a grid-stride loop over the flat index of the result, unravelled
   into one index per dim (dims merged by `collapse` first, so a dense operand costs no
-  division); the kernel is launched one thread per element of its first buffer (`elements`);
-The others return the `Grid` to launch their kernel with:
+  division);
 - `each_output`: one thread per output element, running sequential CPU code for it (column
-  reductions, argmax/argmin), coalesced when neighbouring outputs are neighbours in memory;
-- `reduce_rows`: one warp (or one block of `BLOCK` threads) per output element; lanes combine
-  every 32nd (256th) element, then warp shuffles, then shared memory across a block's warps;
-- `matmul`: `TILE` x `TILE` blocks, each computing a tile of C from tiles of A and B staged
+  reductions; `argreduce`), coalesced when neighbouring outputs are neighbours in memory;
+- `reduce_rows` (returns its Grid): one warp (or one block of `BLOCK` threads) per output
+  element; lanes combine every 32nd (256th) element, then warp shuffles, then shared memory
+  across a block's warps;
+- `matmul` (returns its Grid): `TILE` x `TILE` blocks, each computing a tile of C from tiles of A and B staged
   through shared memory; every C element is summed in k order with fused multiply-adds, the
   same order and rounding as the CPU backend.
 """
@@ -28,7 +30,8 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from ...ir.types import Dim, dim_product
-from ..llvm.kernels import Buffer, Index, Kernel, Operand, add_scaled, element, for_range
+from ..llvm.kernels import Better, Buffer, Index, Kernel, Operand, add_scaled, element, for_range
+from ..llvm.kernels import argreduce as cpu_argreduce
 from ..llvm.layout import Layout, collapse
 from ..llvm.matmul import multiply_add
 from ..llvm.scalar import Scalar, const, is_float, llvm_type
@@ -69,27 +72,6 @@ class DeviceKernel(Kernel):
 
 
 # -- loops and indices -------------------------------------------------------------------------
-
-@contextmanager
-def strided_range(b: ir.IRBuilder, start: ir.Value, stop: ir.Value, step: ir.Value,
-                  name: str) -> Iterator[ir.Value]:
-    """`for name in range(start, stop, step)`: the body is emitted inside the `with`."""
-    function = b.block.function
-    before = b.block
-    header = function.append_basic_block(f"{name}.loop")
-    body = function.append_basic_block(f"{name}.body")
-    after = function.append_basic_block(f"{name}.end")
-    b.branch(header)
-    b.position_at_end(header)
-    index = b.phi(I64, name)
-    index.add_incoming(start, before)
-    b.cbranch(b.icmp_signed("<", index, stop), body, after)
-    b.position_at_end(body)
-    yield index
-    index.add_incoming(b.add(index, step, name=f"{name}.next"), b.block)
-    b.branch(header)
-    b.position_at_end(after)
-
 
 def grid_stride(k: DeviceKernel) -> tuple[ir.Value, ir.Value]:
     """This thread's first item and the stride: the grid's global thread index and size."""
@@ -148,7 +130,7 @@ def elementwise(k: DeviceKernel, outs: list[Operand], ins: list[Operand], body: 
     sizes = tuple(k.dim(size) for size in shape)
     total = dim_product(shape)
     first, step = grid_stride(k)
-    with strided_range(k.b, first, k.dim(total), step, "i") as flat:
+    with for_range(k.b, k.dim(total), "i", start=first, step=step) as flat:
         index = Index(unravel(k.b, flat, sizes), sizes)
         pointers = [element(k, op, offset_at(k, op.layout, index.loops)) for op in operands]
         values = [k.s.load(ptr, op.dtype, op.name)
@@ -170,11 +152,18 @@ def each_output(k: DeviceKernel, out: Operand, x: Operand) -> Iterator[tuple[Ope
     shape, (out_layout, x_layout) = collapse(out.layout.shape, [out.layout, x.layout])
     sizes = tuple(k.dim(size) for size in shape)
     first, step = grid_stride(k)
-    with strided_range(k.b, first, k.dim(dim_product(shape)), step, "o") as flat:
+    with for_range(k.b, k.dim(dim_product(shape)), "o", start=first, step=step) as flat:
         indices = unravel(k.b, flat, sizes)
         scalar = Layout((), ())
         yield (at(k, out, offset_at(k, out_layout, indices), scalar),
                at(k, x, offset_at(k, x_layout, indices), scalar))
+
+
+def argreduce(k: DeviceKernel, out: Operand, x: Operand, axis_size: Dim, axis_stride: Dim,
+              better: Better) -> None:
+    """The CPU's `argreduce`, a thread per output running its loop along the axis."""
+    with each_output(k, out, x) as (result, start):
+        cpu_argreduce(k, result, start, axis_size, axis_stride, better)
 
 
 Combine = Callable[[Scalar, ir.Value, ir.Value], ir.Value]
@@ -221,12 +210,12 @@ def reduce_rows(k: DeviceKernel, out: Operand, x: Operand, kept: int, combine: C
     acc = k.setup.alloca(llvm_type(dtype), name="acc")
     first_lane = b.icmp_unsigned("==", lane, ir.Constant(I64, 0))
 
-    with strided_range(b, group, k.dim(rows), groups, "row") as row:
+    with for_range(b, k.dim(rows), "row", start=group, step=groups) as row:
         indices = unravel(b, row, row_sizes)
         out_ptr = element(k, out, offset_at(k, out_layout, indices))
         x_row = offset_at(k, x_outer, indices)
         b.store(init, acc)
-        with strided_range(b, member, k.dim(cols), members, "col") as col:
+        with for_range(b, k.dim(cols), "col", start=member, step=members) as col:
             x_ptr = element(k, x, offset_at(k, x_inner, unravel(b, col, col_sizes), x_row))
             value = s.load(x_ptr, dtype, x.name)
             b.store(combine(s, b.load(acc), value), acc)
@@ -288,7 +277,8 @@ def matmul(k: DeviceKernel, out: Operand, a: Operand, b_: Operand) -> Grid:
             with otherwise:
                 s.store(const(dtype, 0), ptr, dtype)
 
-    with strided_range(b, k.register("ctaid.x"), count, k.register("nctaid.x"), "tile") as tile:
+    with for_range(b, count, "tile", start=k.register("ctaid.x"),
+                   step=k.register("nctaid.x")) as tile:
         column_tile = b.urem(tile, tiles_n)
         rest = b.udiv(tile, tiles_n)
         row_tile = b.urem(rest, tiles_m)
@@ -301,7 +291,7 @@ def matmul(k: DeviceKernel, out: Operand, a: Operand, b_: Operand) -> Grid:
         a_row = add_scaled(k, a0, i, a_si)
         slot = b.add(b.mul(ty, size_t), tx)
         b.store(zero, acc)
-        with strided_range(b, ir.Constant(I64, 0), k_size, size_t, "k0") as k0:
+        with for_range(b, k_size, "k0", step=size_t) as k0:
             a_k, b_k = b.add(k0, tx), b.add(k0, ty)
             stage(a_tile, slot, b.and_(row_in, b.icmp_signed("<", a_k, k_size)), a,
                   lambda: add_scaled(k, a_row, a_k, a_sk))

@@ -24,7 +24,7 @@ from ...ir.core import Function, Op, Value
 from ...ir.errors import Error
 from ...ir.ops.reduce import reduced_axes
 from ...ir.printer import Namer
-from ...ir.registry import REGISTRY, normalize_axis
+from ...ir.registry import REGISTRY
 from ...ir.types import Dim, dim_product
 from ..llvm import kernels as cpu_kernels
 from ..llvm import lower as cpu
@@ -55,8 +55,8 @@ def lower(func: Function, arch: str) -> Lowered:
 class Lowerer:
     """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch`, the kernel
     `templates` (and `module`, `func`, `env`): what the CPU's lowerer offers, so that the CPU's
-    lowerings of elementwise ops, copies, views, constants, concat, pad, one_hot, shape and
-    rng_uniform are used as they are (math functions reach libdevice through `DeviceScalar`)."""
+    lowerings of elementwise ops, copies, argmax/argmin, views, constants, concat, pad, one_hot,
+    shape and rng_uniform are used as they are (math functions reach libdevice through `DeviceScalar`)."""
 
     templates = kernels
 
@@ -202,22 +202,6 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
     lw.launch(k, grid)
 
 
-def lower_argreduce(lw: Lowerer, op: Op) -> None:
-    """A thread per output, running the CPU's loop along the axis."""
-    x_value = op.operands[0]
-    x = lw.buffer(x_value)
-    axis = normalize_axis(op.attrs["axis"], x_value.type.rank, op.opcode)
-    layout = x.layout
-    outer = Layout(layout.shape[:axis] + layout.shape[axis + 1:],
-                   layout.strides[:axis] + layout.strides[axis + 1:], layout.offset)
-    out = lw.storage(op.result)
-    k = lw.kernel(lw.name(op.result), [out, x])
-    better = cpu_kernels.first_extreme(">" if op.opcode == "argmax" else "<")
-    with kernels.each_output(k, k.operand(out), k.operand(x, outer)) as (result, start):
-        cpu_kernels.argreduce(k, result, start, layout.shape[axis], layout.strides[axis], better)
-    lw.launch(k)
-
-
 def lower_matmul(lw: Lowerer, op: Op) -> None:
     a, b = (lw.buffer(v) for v in op.operands)
     out = lw.storage(op.result)
@@ -249,8 +233,8 @@ LOWERINGS: dict[str, Lowering] = {
     "prod": lower_reduce,
     "max": lower_reduce,
     "min": lower_reduce,
-    "argmax": lower_argreduce,
-    "argmin": lower_argreduce,
+    "argmax": cpu.lower_argreduce,
+    "argmin": cpu.lower_argreduce,
     "matmul": lower_matmul,
     "reshape": cpu.lower_reshape,
     "transpose": cpu.lower_transpose,
