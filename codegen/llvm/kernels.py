@@ -366,6 +366,19 @@ def element(k: Kernel, op: Operand, offset: ir.Value) -> ir.Value:
 Body = Callable[[Scalar, list[ir.Value], Index], list[ir.Value]]
 
 
+def elementwise_loops(outs: list[Operand], ins: list[Operand], keep_dims: bool
+                      ) -> tuple[tuple[Dim, ...], list[Operand]]:
+    """The shape an elementwise template loops over, and its operands (outs, then ins) laid
+    out for it: dims merged by `collapse` unless `keep_dims`."""
+    operands = outs + ins
+    shape = outs[0].layout.shape
+    if keep_dims:
+        return shape, operands
+    shape, layouts = collapse(shape, [op.layout for op in operands])
+    return shape, [Operand(op.ptr, op.dtype, layout, op.name)
+                   for op, layout in zip(operands, layouts)]
+
+
 def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, *,
                 accumulate: bool = False, keep_dims: bool = False, shared: bool = False) -> None:
     """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it).
@@ -374,12 +387,7 @@ def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, 
     layouts have stride 0 along reduced dims). `keep_dims` keeps one loop per dim, for bodies
     that use the loop indices; otherwise the loops are collapsed. `shared`: divided among the
     kernel's threads (each element is written once, so the parts are independent)."""
-    operands = outs + ins
-    shape = outs[0].layout.shape
-    if not keep_dims:
-        shape, layouts = collapse(shape, [op.layout for op in operands])
-        operands = [Operand(op.ptr, op.dtype, layout, op.name)
-                    for op, layout in zip(operands, layouts)]
+    shape, operands = elementwise_loops(outs, ins, keep_dims)
     # accumulating along the innermost loop (stride 0 there) is a reduction loop
     reduction = accumulate and bool(shape) and any(
         op.layout.strides[-1] == 0 for op in operands[:len(outs)])

@@ -30,7 +30,17 @@ from contextlib import contextmanager
 from llvmlite import ir
 
 from ...ir.types import Dim, dim_product
-from ..llvm.kernels import Better, Buffer, Index, Kernel, Operand, add_scaled, element, for_range
+from ..llvm.kernels import (
+    Better,
+    Buffer,
+    Index,
+    Kernel,
+    Operand,
+    add_scaled,
+    element,
+    elementwise_loops,
+    for_range,
+)
 from ..llvm.kernels import argreduce as cpu_argreduce
 from ..llvm.layout import Layout, collapse
 from ..llvm.matmul import multiply_add
@@ -121,12 +131,7 @@ def elementwise(k: DeviceKernel, outs: list[Operand], ins: list[Operand], body: 
     `keep_dims` keeps one index per dim of the shape, for bodies that use them. Every loop is
     shared among the kernel's threads (`shared` is for the CPU's template, whose loops may
     not be)."""
-    operands = outs + ins
-    shape = outs[0].layout.shape
-    if not keep_dims:
-        shape, layouts = collapse(shape, [op.layout for op in operands])
-        operands = [Operand(op.ptr, op.dtype, layout, op.name)
-                    for op, layout in zip(operands, layouts)]
+    shape, operands = elementwise_loops(outs, ins, keep_dims)
     sizes = tuple(k.dim(size) for size in shape)
     total = dim_product(shape)
     first, step = grid_stride(k)
