@@ -6,7 +6,7 @@ import dataclasses
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
-
+from codegen_cases import dense
 from tflc.codegen import numpy_backend
 from tflc.codegen.llvm import compile, emit, jit
 from tflc.frontend import parse_source
@@ -17,21 +17,9 @@ from tflc.passes.plan_memory import memory_plan
 RNG = np.random.default_rng(1)
 
 
-def dense_relu() -> Function:
-    """relu(x @ W + b) and its row sums, for any batch size N."""
-    x = Value(TensorType("f32", ("N", 20)), "x")
-    w = Value(TensorType("f32", (20, 30)), "W")
-    bias = Value(TensorType("f32", (30,)), "b")
-    b = Builder()
-    hidden = b.emit("relu", b.emit("add", b.emit("matmul", x, w), bias), name="hidden")
-    total = b.emit("sum", hidden, axis=1, name="total")
-    return Function("dense", ("N",), (x, w, bias), tuple(b.ops),
-                    (Output("hidden", hidden), Output("total", total)))
-
-
 @pytest.mark.parametrize("fast_math", [False, True])
 def test_dense_relu_any_batch(fast_math):
-    compiled = compile(dense_relu(), fast_math=fast_math)
+    compiled = compile(dense("relu", argmax=False), fast_math=fast_math)
     w = RNG.standard_normal((20, 30)).astype(np.float32)
     bias = RNG.standard_normal(30).astype(np.float32)
     for n in (1, 7, 100, 1000):
@@ -145,7 +133,7 @@ def test_param_still_read_through_a_view_is_not_overwritten():
 
 def test_scratch_buffer_reused_across_sizes():
     """Intermediates live in one scratch buffer per thread, grown for bigger batches."""
-    compiled = compile(dense_relu())
+    compiled = compile(dense("relu", argmax=False))
     w, bias = np.ones((20, 30), np.float32), np.zeros(30, np.float32)
     for n in (3, 50, 3):
         hidden, _ = compiled({"N": n}, [np.ones((n, 20), np.float32), w, bias])
@@ -154,7 +142,7 @@ def test_scratch_buffer_reused_across_sizes():
 
 
 def test_emitted_module_is_verified_and_named_after_the_ir():
-    text = emit(dense_relu(), "llvm")
+    text = emit(dense("relu", argmax=False), "llvm")
     llvm.parse_assembly(text).verify()
     entry = next(line for line in text.splitlines() if line.startswith('define void @"dense"'))
     for param in ('%"x"', '%"W"', '%"b"', '%"hidden.out"', '%"total.out"', '%"scratch"',
@@ -181,20 +169,20 @@ def test_debug_locations_are_the_source_lines():
 def test_optimised_code_is_vectorised():
     """The evidence LLVM-NOTES names: vector types and the vectorised-loop marker in the
     optimised IR, vector registers in the assembly."""
-    optimised = emit(dense_relu(), "llvm-opt")
+    optimised = emit(dense("relu", argmax=False), "llvm-opt")
     assert "x float>" in optimised and "llvm.loop.isvectorized" in optimised
-    assembly = emit(dense_relu(), "asm")
+    assembly = emit(dense("relu", argmax=False), "asm")
     assert "%ymm" in assembly or "%zmm" in assembly
     assert "vfmadd" in assembly  # matmul steps are fused multiply-adds
 
 
 def test_fast_math_only_reassociates_reductions():
-    strict = emit(dense_relu(), "llvm")
-    fast = emit(dense_relu(), "llvm", fast_math=True)
+    strict = emit(dense("relu", argmax=False), "llvm")
+    fast = emit(dense("relu", argmax=False), "llvm", fast_math=True)
     assert "reassoc" not in strict
     assert "fadd reassoc contract float" in fast
 
 
 def test_unknown_emit_kind():
     with pytest.raises(Error, match="unknown emit kind 'ptx'"):
-        emit(dense_relu(), "ptx")
+        emit(dense("relu", argmax=False), "ptx")

@@ -10,7 +10,7 @@ import inspect
 
 import numpy as np
 import pytest
-
+from codegen_cases import VIEWS_ARGS, elementwise_ops, function, random_array, views
 from tflc.codegen.llvm import compile
 from tflc.ir import REGISTRY, Builder, Error, Function, Loc, Output, TensorType, Value
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
@@ -18,32 +18,6 @@ from tflc.ir.types import NUMPY_DTYPES, eval_dim
 BATCHES = (1, 7, 100)
 RNG = np.random.default_rng(0)
 TOLERANCE = {"f32": dict(rtol=2e-6, atol=1e-6), "f64": dict(rtol=1e-13, atol=1e-13)}
-
-
-def elementwise_ops(arity: int, dtype: str) -> list[str]:
-    """The registry's elementwise ops of that arity whose type rule accepts `dtype` operands."""
-    names = []
-    for name, opdef in REGISTRY.items():
-        if opdef.kind != "elementwise" or opdef.arity != arity or name in ("cast", "where"):
-            continue
-        operand = Value(TensorType(dtype, ()))
-        try:
-            Builder().emit(name, *[operand] * arity)
-        except Error:
-            continue
-        names.append(name)
-    return names
-
-
-def function(args: dict, build) -> Function:
-    """`build(builder, values)` returns {label: value}; args are {name: (dtype, shape)}."""
-    values = {name: Value(TensorType(dtype, tuple(shape)), name)
-              for name, (dtype, shape) in args.items()}
-    b = Builder()
-    outputs = build(b, values)
-    dims = tuple(dict.fromkeys(s for v in values.values() for s in v.type.symbols))
-    return Function("f", dims, tuple(values.values()), tuple(b.ops),
-                    tuple(Output(label, value) for label, value in outputs.items()))
 
 
 def reference(func: Function, sizes: dict, args: list) -> list:
@@ -61,14 +35,6 @@ def reference(func: Function, sizes: dict, args: list) -> list:
             result = ref(*(env[v] for v in op.operands), **kwargs)
         env[op.result] = np.asarray(result, NUMPY_DTYPES[op.result.type.dtype])
     return [env[out.value] for out in func.outputs]
-
-
-def random_array(dtype: str, shape, low=-3.0, high=3.0) -> np.ndarray:
-    if dtype == "bool":
-        return RNG.random(shape) < 0.5
-    if dtype in ("i32", "i64"):
-        return RNG.integers(int(low), int(high) + 1, shape).astype(NUMPY_DTYPES[dtype])
-    return RNG.uniform(low, high, shape).astype(NUMPY_DTYPES[dtype])
 
 
 def check(func: Function, make_args, batches=BATCHES, tolerance=None, **options):
@@ -96,7 +62,7 @@ def shaped(shape, sizes):
 def args_for(func: Function, ranges: dict | None = None):
     """Random arguments for `func` at given sizes; `ranges` maps arg names to (low, high)."""
     def make(sizes):
-        return [random_array(v.type.dtype, shaped(v.type.shape, sizes),
+        return [random_array(RNG, v.type.dtype, shaped(v.type.shape, sizes),
                              *(ranges or {}).get(v.name, (-3, 3))) for v in func.args]
     return make
 
@@ -333,28 +299,7 @@ def test_matmul_of_transposed_views():
 # -- shape ops -----------------------------------------------------------------------------------
 
 def test_views_and_copies():
-    def build(b, v):
-        x = v["x"]
-        t = b.emit("transpose", x, perm=[1, 0, 2])
-        return {
-            "reshape": b.emit("reshape", x, shape=[-1, 4]),
-            "reshape_transposed": b.emit("reshape", t, shape=[3, -1]),
-            "transpose": t,
-            "transpose_reversed": b.emit("transpose", x),
-            "broadcast_to": b.emit("broadcast_to", v["r"], shape=[2, "N", 4]),
-            "slice": b.emit("slice", x, begin=[0, 1, 1], size=[-1, 2, -1]),
-            "slice_negative": b.emit("slice", x, begin=[0, -2, 0], size=[-1, 1, 3]),
-            "slice_of_transpose": b.emit("slice", t, begin=[1, 0, 2], size=[2, -1, 2]),
-            "relu_of_slice": b.emit("relu", b.emit("slice", t, begin=[2, 0, 0], size=[1, -1, 4])),
-            "concat0": b.emit("concat", x, x, axis=1),
-            "concat_views": b.emit("concat", t, b.emit("slice", t, begin=[0, 0, 1],
-                                                        size=[3, -1, 2]), axis=2),
-            "pad": b.emit("pad", x, before=[0, 1, 2], after=[0, 2, 0]),
-            "shape": b.emit("shape", x, axis=0),
-            "x_again": x,
-        }
-
-    func = function({"x": ("f32", ("N", 3, 4)), "r": ("f32", ("N", 1))}, build)
+    func = function(VIEWS_ARGS, views)
     check(func, args_for(func))
 
 
@@ -410,8 +355,8 @@ def test_constants():
 
 def test_registry_primitives_all_lowered():
     """Every primitive op in the registry has a lowering (grad is expanded by autodiff)."""
-    from tflc.codegen.llvm.lower import LOWERINGS
     from tflc.codegen.llvm.elementwise import SCALAR
+    from tflc.codegen.llvm.lower import LOWERINGS
 
     for name, opdef in REGISTRY.items():
         if opdef.kind == "elementwise":

@@ -11,7 +11,6 @@ batch sizes (one compiled function serves them all), including sizes that need m
 
 import ctypes
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,14 +22,22 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
+from codegen_cases import (
+    VIEWS_ARGS,
+    elementwise_ops,
+    function,
+    needs_toolkit,
+    random_array,
+    views,
+)
 from tflc.codegen import numpy_backend, ptx
 from tflc.codegen.llvm import target as llvm_target
-from tflc.codegen.ptx import plan, target
+from tflc.codegen.ptx import plan
 from tflc.codegen.ptx.device import WARP
 from tflc.codegen.ptx.kernels import BLOCK
 from tflc.codegen.ptx.lower import lower
 from tflc.frontend import parse_file
-from tflc.ir import REGISTRY, Builder, Error, Function, Output, TensorType, Value
+from tflc.ir import REGISTRY, Error, Function, Output
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
 from tflc.passes.pipeline import default_pipeline, run_pipeline, select_entry
 from tflc.runtime import cuda
@@ -45,39 +52,6 @@ EXACT = {"rtol": 0, "atol": 0}  # copies, single IEEE operations, random bits
 SUMS = {"f32": {"rtol": 1e-5, "atol": 1e-5}, "f64": {"rtol": 1e-12, "atol": 1e-12}}
 
 
-def function(name: str, args: dict, build) -> Function:
-    """`build(builder, values)` returns {label: value}; args are {name: (dtype, shape)}."""
-    values = {arg: Value(TensorType(dtype, tuple(shape)), arg)
-              for arg, (dtype, shape) in args.items()}
-    b = Builder()
-    outputs = build(b, values)
-    dims = tuple(dict.fromkeys(s for v in values.values() for s in v.type.symbols))
-    return Function(name, dims, tuple(values.values()), tuple(b.ops),
-                    tuple(Output(label, value) for label, value in outputs.items()))
-
-
-def elementwise_ops(arity: int, dtype: str) -> list[str]:
-    """The registry's elementwise ops of that arity whose type rule accepts `dtype` operands."""
-    names = []
-    for name, opdef in REGISTRY.items():
-        if opdef.kind != "elementwise" or opdef.arity != arity or name in ("cast", "where"):
-            continue
-        try:
-            Builder().emit(name, *[Value(TensorType(dtype, ()))] * arity)
-        except Error:
-            continue
-        names.append(name)
-    return names
-
-
-def random_array(dtype: str, shape, low=-3.0, high=3.0) -> np.ndarray:
-    if dtype == "bool":
-        return RNG.random(shape) < 0.5
-    if dtype in ("i32", "i64"):
-        return RNG.integers(int(low), int(high) + 1, shape).astype(NUMPY_DTYPES[dtype])
-    return RNG.uniform(low, high, shape).astype(NUMPY_DTYPES[dtype])
-
-
 @dataclass
 class Case:
     func: Function
@@ -88,7 +62,7 @@ class Case:
 
     def args(self, sizes: dict) -> list:
         return [self.fixed[v.name] if v.name in self.fixed else
-                random_array(v.type.dtype, tuple(eval_dim(d, sizes) for d in v.type.shape),
+                random_array(RNG, v.type.dtype, tuple(eval_dim(d, sizes) for d in v.type.shape),
                              *self.ranges.get(v.name, (-3, 3)))
                 for v in self.func.args]
 
@@ -98,7 +72,7 @@ CASES: dict[str, Case] = {}
 
 def case(name: str, args: dict, build, ranges=None, fixed=None, tolerance=None,
          compact=True) -> None:
-    CASES[name] = Case(function(name, args, build), ranges or {}, fixed or {}, tolerance,
+    CASES[name] = Case(function(args, build, name), ranges or {}, fixed or {}, tolerance,
                        compact and not fixed)
 
 
@@ -227,28 +201,7 @@ case("matmul_transposed", {"a": ("f32", (6, "N")), "w": ("f32", (6, 4)), "c": ("
 
 # -- shape ops, sources ------------------------------------------------------------------------------
 
-def views(b, v):
-    x = v["x"]
-    t = b.emit("transpose", x, perm=[1, 0, 2])
-    return {
-        "reshape": b.emit("reshape", x, shape=[-1, 4]),
-        "reshape_transposed": b.emit("reshape", t, shape=[3, -1]),
-        "transpose": t,
-        "transpose_reversed": b.emit("transpose", x),
-        "broadcast_to": b.emit("broadcast_to", v["r"], shape=[2, "N", 4]),
-        "slice": b.emit("slice", x, begin=[0, 1, 1], size=[-1, 2, -1]),
-        "slice_of_transpose": b.emit("slice", t, begin=[1, 0, 2], size=[2, -1, 2]),
-        "relu_of_slice": b.emit("relu", b.emit("slice", t, begin=[2, 0, 0], size=[1, -1, 4])),
-        "concat": b.emit("concat", x, x, axis=1),
-        "concat_views": b.emit("concat", t, b.emit("slice", t, begin=[0, 0, 1], size=[3, -1, 2]),
-                               axis=2),
-        "pad": b.emit("pad", x, before=[0, 1, 2], after=[0, 2, 0]),
-        "shape": b.emit("shape", x, axis=0),
-        "x_again": x,
-    }
-
-
-case("views", {"x": ("f32", ("N", 3, 4)), "r": ("f32", ("N", 1))}, views, tolerance=EXACT)
+case("views", VIEWS_ARGS, views, tolerance=EXACT)
 case("bool_data", {"m": ("bool", ("N", 3))},
      lambda b, v: {"t": b.emit("transpose", v["m"]), "c": b.emit("concat", v["m"], v["m"], axis=1),
                    "p": b.emit("pad", v["m"], before=[0, 1], after=[0, 1])})
@@ -317,19 +270,6 @@ def merged(cases) -> Function:
                     tuple(v for f in funcs for v in f.args), tuple(op for f in funcs for op in f.ops),
                     tuple(Output(f"{f.name}.{out.label}", out.value)
                           for f in funcs for out in f.outputs))
-
-
-def toolkit_missing() -> str | None:
-    if shutil.which("ptxas") is None:
-        return "ptxas (CUDA toolkit) is not on PATH"
-    try:
-        target.libdevice_path()
-    except Error as e:
-        return e.message
-    return None
-
-
-needs_toolkit = pytest.mark.skipif(toolkit_missing() is not None, reason=str(toolkit_missing()))
 
 
 def assemble_all(cases, tmp_path) -> None:
@@ -817,9 +757,9 @@ def test_examples_on_gpu_against_numpy(gpu, func):
 @pytest.mark.gpu
 def test_on_gpu_grid_stride_past_the_largest_grid(gpu):
     """More elements than MAX_BLOCKS x BLOCK threads: every thread loops."""
-    func = function("big", {"x": ("f32", ("N",)), "y": ("f32", ("N",))},
+    func = function({"x": ("f32", ("N",)), "y": ("f32", ("N",))},
                     lambda b, v: {"z": b.emit("add", v["x"], v["y"]),
-                                  "s": b.emit("sum", v["x"])})
+                                  "s": b.emit("sum", v["x"])}, "big")
     n = 2 ** 21 * 3 + 5
     x, y = RNG.random(n, dtype=np.float32), RNG.random(n, dtype=np.float32)
     z, s = cuda.compile(func)({"N": n}, [x, y])
@@ -832,11 +772,11 @@ def test_emulated_matmul_and_column_sums_are_the_cpu_backends_bits(emulated):
     multiply-adds, reductions over leading axes in memory order, argmax."""
     from tflc.codegen import llvm as cpu
 
-    func = function("same", {"a": ("f32", ("N", 37)), "b": ("f32", (37, 45))},
+    func = function({"a": ("f32", ("N", 37)), "b": ("f32", (37, 45))},
                     lambda b, v: {"m": b.emit("matmul", v["a"], v["b"]),
                                   "s": b.emit("sum", v["b"], axis=0),
-                                  "i": b.emit("argmax", v["a"], axis=0)})
+                                  "i": b.emit("argmax", v["a"], axis=0)}, "same")
     sizes = {"N": 45}
-    args = [random_array("f32", (45, 37)), random_array("f32", (37, 45))]
+    args = [random_array(RNG, "f32", (45, 37)), random_array(RNG, "f32", (37, 45))]
     for got, want in zip(emulated(func)(sizes, args), cpu.compile(func)(sizes, args)):
         np.testing.assert_array_equal(got, want)

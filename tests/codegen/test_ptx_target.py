@@ -2,44 +2,18 @@
 vetted intrinsics and libdevice, what `emit` prints, the launch plan, and the pycuda runtime's
 errors and bookkeeping (against a fake pycuda that records what it is asked to do)."""
 
-import shutil
 import subprocess
 import sys
 import types
 
 import numpy as np
 import pytest
+from codegen_cases import dense, needs_toolkit
 from tflc.codegen import ptx
 from tflc.codegen.ptx import target
 from tflc.codegen.ptx.plan import MAX_BLOCKS, Grid
 from tflc.ir import Builder, Error, Function, Output, TensorType, Value
 from tflc.runtime import cuda
-
-
-def dense() -> Function:
-    """tanh(x @ W + b), its row sums and argmax, for any batch size N."""
-    x = Value(TensorType("f32", ("N", 20)), "x")
-    w = Value(TensorType("f32", (20, 30)), "W")
-    bias = Value(TensorType("f32", (30,)), "b")
-    b = Builder()
-    hidden = b.emit("tanh", b.emit("add", b.emit("matmul", x, w), bias), name="hidden")
-    total = b.emit("sum", hidden, axis=1, name="total")
-    best = b.emit("argmax", hidden, axis=1, name="best")
-    return Function("dense", ("N",), (x, w, bias), tuple(b.ops),
-                    (Output("hidden", hidden), Output("total", total), Output("best", best)))
-
-
-def no_toolkit() -> str | None:
-    if shutil.which("ptxas") is None:
-        return "ptxas (CUDA toolkit) is not on PATH"
-    try:
-        target.libdevice_path()
-    except Error as e:
-        return e.message
-    return None
-
-
-needs_toolkit = pytest.mark.skipif(no_toolkit() is not None, reason=str(no_toolkit()))
 
 
 def ptxas(text: str, arch: str, tmp_path) -> None:
