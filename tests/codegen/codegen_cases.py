@@ -70,6 +70,52 @@ def views(b, v):
     }
 
 
+BOOL_DATA_ARGS = {"m": ("bool", ("N", 3))}
+
+
+def bool_data(b, v):
+    """Bytes moved: a transpose, a concat, a pad."""
+    m = v["m"]
+    return {"t": b.emit("transpose", m), "c": b.emit("concat", m, m, axis=1),
+            "p": b.emit("pad", m, before=[0, 1], after=[0, 1])}
+
+
+def one_hot_args(dtype: str) -> dict:
+    return {"i": (dtype, ("N",)), "j": (dtype, ("N", 2)), "s": (dtype, ())}
+
+
+ONE_HOT_RANGES = {"i": (-1, 6), "j": (-1, 3), "s": (0, 3)}  # indices out of range included
+
+
+def one_hot(b, v):
+    return {"h": b.emit("one_hot", v["i"], depth=5), "h2": b.emit("one_hot", v["j"], depth=3),
+            "h0": b.emit("one_hot", v["s"], depth=4), "one": b.emit("one_hot", v["i"], depth=1)}
+
+
+def rng_args(dtype: str) -> dict:
+    return {"like": (dtype, ("N", 3, 5)), "counter": ("i64", ())}
+
+
+def rng(b, v):
+    """The smallest and the largest seed and stream."""
+    return {"u": b.emit("rng_uniform", v["like"], v["counter"], seed=7, stream=3),
+            "u_big_seed": b.emit("rng_uniform", v["like"], v["counter"], seed=2 ** 64 - 1,
+                                 stream=2 ** 63)}
+
+
+CONSTANTS_ARGS = {"x": ("f64", ("N", 3, 4)), "m": ("bool", ("N", 4))}
+
+
+def constants(b, v):
+    """Constants of every kind: scalars folded into code, an array, one as an output."""
+    table = b.const(np.arange(12).reshape(3, 4) * 0.5, "f64")
+    return {"scaled": b.emit("mul", v["x"], b.const(2.5, "f64")),
+            "plus_table": b.emit("add", v["x"], table),
+            "table": table,
+            "mask": b.emit("and", v["m"], b.const([True, False, True, True], "bool")),
+            "count": b.const(3, "i32")}
+
+
 def dense(activation: str = "tanh", argmax: bool = True) -> Function:
     """activation(x @ W + b), its row sums (and argmax), for any batch size N."""
     x = Value(TensorType("f32", ("N", 20)), "x")

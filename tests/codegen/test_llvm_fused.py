@@ -4,10 +4,10 @@ so fusing must not change a single bit of any output."""
 
 import numpy as np
 import pytest
-
+from codegen_cases import function
 from tflc.codegen.llvm import compile
 from tflc.frontend import parse_source
-from tflc.ir import Builder, Function, Output, TensorType, Value
+from tflc.ir import Function
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
 from tflc.passes.fuse import fuse
 from tflc.passes.pipeline import compile_entry
@@ -45,16 +45,6 @@ def check_fusion_changes_nothing(func: Function, expected_kinds: list[str], batc
         want_all = plain(sizes, [a.copy() for a in args])
         for out, want, got in zip(func.outputs, want_all, joined(sizes, args)):
             np.testing.assert_array_equal(got, want, err_msg=f"{out.label}, N={n}")
-
-
-def function(args: dict, build) -> Function:
-    values = {name: Value(TensorType(dtype, tuple(shape)), name)
-              for name, (dtype, shape) in args.items()}
-    b = Builder()
-    outputs = build(b, values)
-    dims = tuple(dict.fromkeys(s for v in values.values() for s in v.type.symbols))
-    return Function("f", dims, tuple(values.values()), tuple(b.ops),
-                    tuple(Output(label, value) for label, value in outputs.items()))
 
 
 def test_elementwise_chain_with_broadcasts_and_two_yields():

@@ -8,9 +8,10 @@ random bits agree exactly.
 
 import inspect
 
+import codegen_cases as cases
 import numpy as np
 import pytest
-from codegen_cases import VIEWS_ARGS, elementwise_ops, function, random_array, views
+from codegen_cases import elementwise_ops, function, random_array
 from tflc.codegen.llvm import compile
 from tflc.ir import REGISTRY, Builder, Error, Function, Loc, Output, TensorType, Value
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
@@ -299,25 +300,18 @@ def test_matmul_of_transposed_views():
 # -- shape ops -----------------------------------------------------------------------------------
 
 def test_views_and_copies():
-    func = function(VIEWS_ARGS, views)
+    func = function(cases.VIEWS_ARGS, cases.views)
     check(func, args_for(func))
 
 
 @pytest.mark.parametrize("dtype", ["i32", "i64"])
 def test_one_hot(dtype):
-    func = function({"i": (dtype, ("N",)), "j": (dtype, ("N", 2)), "s": (dtype, ())},
-                    lambda b, v: {"h": b.emit("one_hot", v["i"], depth=5),
-                                  "h2": b.emit("one_hot", v["j"], depth=3),
-                                  "h0": b.emit("one_hot", v["s"], depth=4),
-                                  "one": b.emit("one_hot", v["i"], depth=1)})
-    check(func, args_for(func, {"i": (-1, 6), "j": (-1, 3), "s": (0, 3)}))
+    func = function(cases.one_hot_args(dtype), cases.one_hot)
+    check(func, args_for(func, cases.ONE_HOT_RANGES))
 
 
 def test_bool_data_movement():
-    func = function({"m": ("bool", ("N", 3))},
-                    lambda b, v: {"t": b.emit("transpose", v["m"]),
-                                  "c": b.emit("concat", v["m"], v["m"], axis=1),
-                                  "p": b.emit("pad", v["m"], before=[0, 1], after=[0, 1])})
+    func = function(cases.BOOL_DATA_ARGS, cases.bool_data)
     check(func, args_for(func))
 
 
@@ -325,12 +319,7 @@ def test_bool_data_movement():
 
 @pytest.mark.parametrize("dtype", ["f32", "f64"])
 def test_rng_uniform_same_bits(dtype):
-    def build(b, v):
-        return {"u": b.emit("rng_uniform", v["like"], v["counter"], seed=7, stream=3),
-                "u_big_seed": b.emit("rng_uniform", v["like"], v["counter"], seed=2 ** 64 - 1,
-                                     stream=2 ** 63)}
-
-    func = function({"like": (dtype, ("N", 3, 5)), "counter": ("i64", ())}, build)
+    func = function(cases.rng_args(dtype), cases.rng)
     compiled = compile(func)
     for n, counter in zip(BATCHES, (0, 12345, -1)):
         sizes = {"N": n}
@@ -341,15 +330,7 @@ def test_rng_uniform_same_bits(dtype):
 
 
 def test_constants():
-    def build(b, v):
-        table = b.const(np.arange(12).reshape(3, 4) * 0.5, "f64")
-        return {"scaled": b.emit("mul", v["x"], b.const(2.5, "f64")),
-                "plus_table": b.emit("add", v["x"], table),
-                "table": table,
-                "mask": b.emit("and", v["m"], b.const([True, False, True, True], "bool")),
-                "count": b.const(3, "i32")}
-
-    func = function({"x": ("f64", ("N", 3, 4)), "m": ("bool", ("N", 4))}, build)
+    func = function(cases.CONSTANTS_ARGS, cases.constants)
     check(func, args_for(func))
 
 

@@ -19,17 +19,11 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
+import codegen_cases as cases
 import llvmlite.binding as llvm
 import numpy as np
 import pytest
-from codegen_cases import (
-    VIEWS_ARGS,
-    elementwise_ops,
-    function,
-    needs_toolkit,
-    random_array,
-    views,
-)
+from codegen_cases import elementwise_ops, function, needs_toolkit, random_array
 from tflc.codegen import numpy_backend, ptx
 from tflc.codegen.llvm import target as llvm_target
 from tflc.codegen.ptx import plan
@@ -201,35 +195,15 @@ case("matmul_transposed", {"a": ("f32", (6, "N")), "w": ("f32", (6, 4)), "c": ("
 
 # -- shape ops, sources ------------------------------------------------------------------------------
 
-case("views", VIEWS_ARGS, views, tolerance=EXACT)
-case("bool_data", {"m": ("bool", ("N", 3))},
-     lambda b, v: {"t": b.emit("transpose", v["m"]), "c": b.emit("concat", v["m"], v["m"], axis=1),
-                   "p": b.emit("pad", v["m"], before=[0, 1], after=[0, 1])})
+case("views", cases.VIEWS_ARGS, cases.views, tolerance=EXACT)
+case("bool_data", cases.BOOL_DATA_ARGS, cases.bool_data)
 for _dtype in ("i32", "i64"):
-    case(f"one_hot_{_dtype}", {"i": (_dtype, ("N",)), "j": (_dtype, ("N", 2)), "s": (_dtype, ())},
-         lambda b, v: {"h": b.emit("one_hot", v["i"], depth=5),
-                       "h2": b.emit("one_hot", v["j"], depth=3),
-                       "h0": b.emit("one_hot", v["s"], depth=4)},
-         ranges={"i": (-1, 6), "j": (-1, 3), "s": (0, 3)}, tolerance=EXACT)
+    case(f"one_hot_{_dtype}", cases.one_hot_args(_dtype), cases.one_hot,
+         ranges=cases.ONE_HOT_RANGES, tolerance=EXACT)
 for _dtype in ("f32", "f64"):
-    case(f"rng_{_dtype}", {"like": (_dtype, ("N", 3, 5)), "counter": ("i64", ())},
-         lambda b, v: {"u": b.emit("rng_uniform", v["like"], v["counter"], seed=7, stream=3),
-                       "big": b.emit("rng_uniform", v["like"], v["counter"], seed=2 ** 64 - 1,
-                                     stream=2 ** 63)},
-         ranges={"counter": (-5, 12345)}, tolerance=EXACT)
-
-
-def constants(b, v):
-    table = b.const(np.arange(12).reshape(3, 4) * 0.5, "f64")
-    return {"scaled": b.emit("mul", v["x"], b.const(2.5, "f64")),
-            "plus_table": b.emit("add", v["x"], table),
-            "table": table,
-            "mask": b.emit("and", v["m"], b.const([True, False, True, True], "bool")),
-            "count": b.const(3, "i32")}
-
-
-case("constants", {"x": ("f64", ("N", 3, 4)), "m": ("bool", ("N", 4))}, constants,
-     tolerance=EXACT)
+    case(f"rng_{_dtype}", cases.rng_args(_dtype), cases.rng, ranges={"counter": (-5, 12345)},
+         tolerance=EXACT)
+case("constants", cases.CONSTANTS_ARGS, cases.constants, tolerance=EXACT)
 
 
 # -- multi-op functions ---------------------------------------------------------------------------
