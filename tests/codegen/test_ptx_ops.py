@@ -300,6 +300,13 @@ def test_every_primitive_is_covered():
 # slots, so a lane writes a set again only after the next shuffle's barrier, which every lane
 # reaches after reading it.
 WARPS = BLOCK // WARP
+JOB_FIELDS = {"ntid.x": 2, "ntid.y": 3, "ctaid.x": 4, "nctaid.x": 5}  # registers the job holds
+JOB_REGISTERS = "\n".join(f"""define i32 @emu.sreg.{register}() {{
+  %v = call i64 @emu.field(i32 {field})
+  %r = trunc i64 %v to i32
+  ret i32 %r
+}}
+""" for register, field in JOB_FIELDS.items())
 EMULATOR_IR = f"""
 %job = type {{ ptr, ptr, i64, i64, i64, i64 }}  ; run(args), args, ntid.x, ntid.y, ctaid.x, nctaid.x
 %me = type {{ i64, i64 }}  ; this thread's index in the block, its next set of shuffle slots
@@ -389,29 +396,7 @@ define i32 @emu.sreg.tid.y() {{
   ret i32 %r
 }}
 
-define i32 @emu.sreg.ntid.x() {{
-  %v = call i64 @emu.field(i32 2)
-  %r = trunc i64 %v to i32
-  ret i32 %r
-}}
-
-define i32 @emu.sreg.ntid.y() {{
-  %v = call i64 @emu.field(i32 3)
-  %r = trunc i64 %v to i32
-  ret i32 %r
-}}
-
-define i32 @emu.sreg.ctaid.x() {{
-  %v = call i64 @emu.field(i32 4)
-  %r = trunc i64 %v to i32
-  ret i32 %r
-}}
-
-define i32 @emu.sreg.nctaid.x() {{
-  %v = call i64 @emu.field(i32 5)
-  %r = trunc i64 %v to i32
-  ret i32 %r
-}}
+{JOB_REGISTERS}
 
 define void @emu.barrier(i32 %id) {{
   call i32 @pthread_barrier_wait(ptr @emu.block)
@@ -449,8 +434,7 @@ define float @emu.shfl.f32(i32 %mask, float %value, i32 %delta, i32 %clamp) {{
 }}
 """
 EMULATOR_EXPORTS = ["emu.barrier", "emu.shfl.i32", "emu.shfl.f32"] + [
-    f"emu.sreg.{register}" for register in ("tid.x", "tid.y", "ntid.x", "ntid.y", "ctaid.x",
-                                             "nctaid.x")]
+    f"emu.sreg.{register}" for register in ("tid.x", "tid.y", *JOB_FIELDS)]
 
 
 class Job(ctypes.Structure):
