@@ -21,8 +21,10 @@ import importlib.util
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
+import time
 
 import benchlib
 
@@ -31,6 +33,9 @@ PEER_PACKAGES = {"torch": "torch", "torch.compile": "torch", "jax.jit": "jax"}
 THREAD_VARIABLES = ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "TFLC_NUM_THREADS"]
 CPUS = sorted(os.sched_getaffinity(0))
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+QUIET_CORES = 0.25  # other processes' CPU use below which the machine counts as quiet
+RERUNS = 2
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -48,8 +53,53 @@ def run_child(argv: list[str], threads: int) -> subprocess.CompletedProcess:
                           cwd=benchlib.HERE)
 
 
+# -- other processes ---------------------------------------------------------------------------
+
+def busy_seconds() -> float:
+    """CPU seconds the machine has been busy since boot, all processes (/proc/stat); steal
+    time too: another virtual machine on our cores slows us as much."""
+    with open("/proc/stat") as f:
+        ticks = [int(t) for t in f.readline().split()[1:9]]  # user nice system idle ... steal
+    return (sum(ticks) - ticks[3] - ticks[4]) / TICKS_PER_SECOND  # less idle and iowait
+
+
+def children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def with_others_load(action):
+    """(action(), how many cores other processes kept busy meanwhile, on average): the
+    machine's busy time less our children's CPU time (this process only waits)."""
+    busy, ours, start = busy_seconds(), children_seconds(), time.monotonic()
+    result = action()
+    others = (busy_seconds() - busy) - (children_seconds() - ours)
+    return result, max(0.0, others / (time.monotonic() - start))
+
+
+def wait_quiet(limit: float) -> None:
+    """Waits until other processes use less than QUIET_CORES for a second, at most `limit` s."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if with_others_load(lambda: time.sleep(1))[1] < QUIET_CORES:
+            return
+
+
+def run_quietly(argv: list[str], threads: int, args) -> tuple[subprocess.CompletedProcess, float]:
+    """Runs a child, with --quiet: after waiting for quiet, and again (at most RERUNS times)
+    while other processes used more than QUIET_CORES during it; keeps the quietest run."""
+    runs = []
+    for _ in range(1 + (RERUNS if args.quiet else 0)):
+        if args.quiet:
+            wait_quiet(args.quiet)
+        runs.append(with_others_load(lambda: run_child(argv, threads)))
+        if runs[-1][0].returncode != 0 or runs[-1][1] < QUIET_CORES:
+            break
+    return min(runs, key=lambda run: run[1])
+
+
 def run_workload(name: str, workload, impls: list[str], args) -> tuple[list[dict], list[str]]:
-    records, notes = [], []
+    records, notes, others = [], [], []
     for impl in workload.IMPLS:
         if impl not in impls:
             continue
@@ -64,12 +114,17 @@ def run_workload(name: str, workload, impls: list[str], args) -> tuple[list[dict
             argv += ["--repeats", str(args.repeats)] if args.repeats is not None else []
             argv += ["--warmup", str(args.warmup)] if args.warmup is not None else []
             print(f"[{name}] {impl}, {threads} thread(s)", file=sys.stderr, flush=True)
-            done = run_child(argv, threads)
+            done, load = run_quietly(argv, threads, args)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
                 notes.append(f"{impl} ({threads} threads): failed: {last}")
                 continue
-            records += json.loads(done.stdout)
+            records += [{**record, "others_load": load} for record in json.loads(done.stdout)]
+            others.append(f"{impl}{'' if workload.THREADS is None else f' ({threads} thr)'} "
+                          f"{load:.2f}")
+    if others:
+        notes.append("other processes' CPU use while each ran (cores, on average): "
+                     + ", ".join(others))
     return records, notes
 
 
@@ -149,6 +204,10 @@ def header(args, thread_counts: list[int]) -> str:
          f"{', '.join(f'{k}={v}' for k, v in sorted(openblas.items())) or 'none'}"),
         *(f"- NumPy's BLAS at {count} thread(s): {blas(count)}" for count in thread_counts),
         f"- load average (1, 5, 15 min) at the start: {load_average()}",
+        (f"- waited up to {args.quiet:g} s before each run for other processes to use less "
+         f"than {QUIET_CORES} cores; reran a run they disturbed (at most {RERUNS} times), "
+         "kept the quietest" if args.quiet else
+         "- did not wait for other processes (no --quiet)"),
     ]
     if args.smoke:
         lines.append("- SMOKE RUN: tiny sizes, one call each; the times mean nothing")
@@ -165,6 +224,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="timed calls (default: each workload's)")
     parser.add_argument("--warmup", type=int, help="untimed calls first (default: each's)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one call each")
+    parser.add_argument("--quiet", type=float, default=0, metavar="SECONDS",
+                        help="before each run, wait up to SECONDS for other processes to go "
+                        f"(below {QUIET_CORES} cores), and rerun a run they disturbed "
+                        f"(at most {RERUNS} times), keeping the quietest")
     parser.add_argument("--json", help="also write every measurement to this file")
     args = parser.parse_args()
     names = args.workloads.split(",")
