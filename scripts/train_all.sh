@@ -1,11 +1,13 @@
 #!/bin/sh
 # Trains the four tutorial models on MNIST with the tutorials' settings (the must-reach table of
-# docs/training.md) on the NumPy backend, one after the other. Logs, checkpoints and (with
-# matplotlib) curves go to $OUT, default runs/tutorials.
+# docs/training.md) one after the other, on $BACKEND (default llvm; numpy for the reference
+# results). Logs, checkpoints and (with matplotlib) curves go to $OUT, default
+# runs/tutorials/$BACKEND.
 # Usage: scripts/train_all.sh [MODEL ...], MODEL one of mlp dropout relu logistic (default: all).
 set -eu
 cd "$(dirname "$0")/.."
-OUT=${OUT:-runs/tutorials}
+BACKEND=${BACKEND:-llvm}
+OUT=${OUT:-runs/tutorials/$BACKEND}
 mkdir -p "$OUT"
 # One BLAS thread: as fast for these small matmuls, and steady on a busy machine.
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
@@ -16,9 +18,10 @@ train() {  # NAME MODEL.tfl ARGS...
     name=$1 model=$2
     shift 2
     [ $plot = yes ] && set -- "$@" --plot "$OUT/$name.png"
-    echo "== $name: tflc train $model --data mnist $*"
+    echo "== $name: tflc train $model --data mnist --backend $BACKEND $*"
     start=$(date +%s)
-    python3 -m tflc train "$model" --data mnist --no-progress --log "$OUT/$name.jsonl" \
+    python3 -m tflc train "$model" --data mnist --backend "$BACKEND" --no-progress \
+        --log "$OUT/$name.jsonl" \
         --save "$OUT/$name.npz" "$@"
     echo "== $name: $(( $(date +%s) - start )) s wall"
 }
