@@ -5,7 +5,8 @@ Operands are laid out as the training step has them: a weight gradient reads the
 transposed (xᵀ @ dz), an input gradient the weights (dz @ Wᵀ); neither side copies them first
 (tflc reads a transposed A through its strides and packs a transposed B; NumPy passes
 transpose flags to sgemm). Both write a fresh C each call. The issue's target: tflc at >= 60%
-of NumPy's GFLOP/s on one thread and on two.
+of NumPy's GFLOP/s on one thread and on two, at the MLP's shapes (the last, mnist_relu's first
+layer, shows a C whose width is not a whole number of register tiles).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SHAPES = [
     ("dz2 @ W2ᵀ", "nt", 100, 10, 300),
     ("hᵀ @ dz2", "tn", 300, 100, 10),
     ("xᵀ @ dz1", "tn", 784, 100, 300),
+    ("mnist_relu: x @ W1", "nn", 100, 784, 50),  # no target: N = 50, not a whole number of tiles
 ]
 PRODUCTS = {"nn": "a @ b", "tn": "transpose(a) @ b", "nt": "a @ transpose(b)"}
 
