@@ -99,8 +99,9 @@ def _byte_loc(path: str, data: bytes, pos: int) -> Loc:
     start = data.rfind(b"\n", 0, pos) + 1
     end = data.find(b"\n", pos)
     line = data[start:end if end >= 0 else len(data)].decode("utf-8", "replace")
-    return Loc(path, data.count(b"\n", 0, pos) + 1, pos - start + 1,
-               text=line.replace("\0", "\ufffd"))
+    # control characters would drive the user's terminal: show them as replacement characters
+    printable = "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in line)
+    return Loc(path, data.count(b"\n", 0, pos) + 1, pos - start + 1, text=printable)
 
 
 def default_model_name(filename: str) -> str:
