@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -99,33 +100,66 @@ def run_quietly(argv: list[str], threads: int, args) -> tuple[subprocess.Complet
 
 
 def run_workload(name: str, workload, impls: list[str], args) -> tuple[list[dict], list[str]]:
-    records, notes, others = [], [], []
+    """Runs each (implementation, thread count) of a workload in a child, round after round
+    (--rounds: interleaved, so that a slow spell of the machine does not fall on one of them),
+    and merges each measurement's rounds."""
+    notes, runs = [], []
     for impl in workload.IMPLS:
+        package = PEER_PACKAGES.get(impl)
         if impl not in impls:
             continue
-        package = PEER_PACKAGES.get(impl)
         if package and importlib.util.find_spec(package) is None:
             notes.append(f"{impl}: skipped, {package} is not installed (pip install "
                          "'tflc[bench]')")
             continue
-        for threads in workload.THREADS or [args.threads]:
-            argv = [f"{name}.py", "--impl", impl]
-            argv += ["--smoke"] if args.smoke else []
-            argv += ["--repeats", str(args.repeats)] if args.repeats is not None else []
-            argv += ["--warmup", str(args.warmup)] if args.warmup is not None else []
-            print(f"[{name}] {impl}, {threads} thread(s)", file=sys.stderr, flush=True)
-            done, load = run_quietly(argv, threads, args)
+        runs += [(impl, threads) for threads in workload.THREADS or [args.threads]]
+    results: dict[tuple, list[list[dict]]] = {run: [] for run in runs}
+    for number in range(1, args.rounds + 1):
+        for impl, threads in runs:
+            print(f"[{name}] {impl}, {threads} thread(s), round {number} of {args.rounds}",
+                  file=sys.stderr, flush=True)
+            done, load = run_quietly(child_argv(name, impl, args), threads, args)
             if done.returncode != 0:
                 last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-                notes.append(f"{impl} ({threads} threads): failed: {last}")
+                notes.append(f"{impl} ({threads} threads), round {number}: failed: {last}")
                 continue
-            records += [{**record, "others_load": load} for record in json.loads(done.stdout)]
-            others.append(f"{impl}{'' if workload.THREADS is None else f' ({threads} thr)'} "
-                          f"{load:.2f}")
+            results[impl, threads].append(
+                [{**record, "others_load": load} for record in json.loads(done.stdout)])
+    records = [merge(list(same)) for rounds in results.values() if rounds
+               for same in zip(*rounds)]
+    others = [f"{impl}{'' if workload.THREADS is None else f' ({threads} thr)'} "
+              f"{max(r[0]['others_load'] for r in rounds):.2f}"
+              for (impl, threads), rounds in results.items() if rounds]
     if others:
-        notes.append("other processes' CPU use while each ran (cores, on average): "
-                     + ", ".join(others))
+        notes.append("other processes' CPU use while each ran (cores, on average; the most of "
+                     "its rounds): " + ", ".join(others))
     return records, notes
+
+
+def child_argv(name: str, impl: str, args) -> list[str]:
+    argv = [f"{name}.py", "--impl", impl]
+    argv += ["--smoke"] if args.smoke else []
+    argv += ["--repeats", str(args.repeats)] if args.repeats is not None else []
+    argv += ["--warmup", str(args.warmup)] if args.warmup is not None else []
+    return argv
+
+
+def merge(rounds: list[dict]) -> dict:
+    """One measurement from its rounds: times are the median of the rounds' (medians), the
+    minimum the least, a check passes if it passed every time, the disturbance the worst."""
+    merged = dict(rounds[0])
+    for key, value in rounds[0].items():
+        values = [r[key] for r in rounds]
+        if key == "min_seconds":
+            merged[key] = min(values)
+        elif key in ("others_load", "deviation"):
+            merged[key] = max(values)
+        elif isinstance(value, bool):
+            merged[key] = all(values)
+        elif isinstance(value, float):
+            merged[key] = statistics.median(values)
+    merged["rounds"] = len(rounds)
+    return merged
 
 
 # -- the report's header -----------------------------------------------------------------------
@@ -223,6 +257,9 @@ def main() -> None:
                         help="threads for every workload but matmul's own 1 and 2")
     parser.add_argument("--repeats", type=int, help="timed calls (default: each workload's)")
     parser.add_argument("--warmup", type=int, help="untimed calls first (default: each's)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every measurement this many times, interleaved, and report "
+                        "the median")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one call each")
     parser.add_argument("--quiet", type=float, default=0, metavar="SECONDS",
                         help="before each run, wait up to SECONDS for other processes to go "
