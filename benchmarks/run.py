@@ -186,7 +186,7 @@ def git_commit() -> str:
     def git(*argv):
         return subprocess.run(["git", *argv], check=False, capture_output=True, text=True,
                               cwd=benchlib.HERE).stdout.strip()
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "..") else ""
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", "..") else ""
     return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
 
 
@@ -232,6 +232,7 @@ def header(args, thread_counts: list[int]) -> str:
         (f"- Python {platform.python_version()}, NumPy {version('numpy')}, llvmlite "
          f"{version('llvmlite')} (LLVM {llvm_version()}), PyTorch {version('torch')}, "
          f"JAX {version('jax')} (jaxlib {version('jaxlib')}), tflc commit {git_commit()}"),
+        f"- rounds: {args.rounds} (a time is the median of the rounds' medians)",
         (f"- threads: {args.threads} unless a table says otherwise; each child gets "
          f"{', '.join(THREAD_VARIABLES)} = its count and is bound to that many cores"),
         (f"- OPENBLAS_* in the environment: "
