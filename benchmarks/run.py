@@ -186,7 +186,8 @@ def git_commit() -> str:
     def git(*argv):
         return subprocess.run(["git", *argv], check=False, capture_output=True, text=True,
                               cwd=benchlib.HERE).stdout.strip()
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no", "--", "..") else ""
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", "..")
+    dirty = " (with uncommitted changes)" if changed else ""
     return (git("rev-parse", "--short", "HEAD") or "unknown") + dirty
 
 
