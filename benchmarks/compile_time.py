@@ -103,10 +103,9 @@ def cold_and_warm(args: tuple) -> tuple[dict, dict]:
 def table(records: list[dict]) -> str:
     rows = []
     for r in records:
-        same = r.get("same_process")
+        same = "—" if r.get("same_process") is None else benchlib.duration(r["same_process"])
         rows.append([r["case"], r["impl"], benchlib.duration(r["seconds"]),
-                     benchlib.duration(r["warm"]), "—" if same is None else benchlib.duration(same),
-                     benchlib.duration(r["import"])])
+                     benchlib.duration(r["warm"]), same, benchlib.duration(r["import"])])
     return ("Compile time: source to the end of the first training step, fresh process, median of "
             "the repeats\n\n"
             + benchlib.markdown(["network", "compiler", "cold cache", "warm cache",
