@@ -9,6 +9,7 @@ and prints its measurements as one JSON list on stdout. It defines
 
     IMPLS: the implementations it knows, in table order
     THREADS: the thread counts it is measured at (None: the driver's --threads)
+    WARMUP, REPEATS: untimed and timed calls by default
     measure(impl, options) -> list of records (dicts: case, seconds, and what the table shows)
     table(records) -> markdown, read by the driver
 """
