@@ -14,17 +14,7 @@ import pytest
 import tflc
 from tflc import cli
 
-BLOBS = """\
-model blobs
-input x: f32[N, 4]
-input y: f32[N, 3]
-param W: f32[4, 3] = zeros()
-param b: f32[3] = zeros()
-logits = x @ W + b
-loss = mean(softmax_cross_entropy_with_logits(labels=y, logits=logits))
-accuracy = mean(cast(argmax(logits, axis=1) == argmax(y, axis=1), f32))
-train step = sgd(loss, lr=0.5)
-"""
+BLOBS = (Path(__file__).resolve().parents[1] / "data" / "blobs.tfl").read_text()
 
 
 def blobs(n: int, seed: int):
