@@ -249,26 +249,17 @@ def transpose_of_transpose(s, op, b):
     return b.emit("transpose", source, perm=composed)
 
 
-def reshape_of_reshape(s, op, b):
-    """A reshape to its operand's shape is nothing; a reshape of a reshape is one reshape."""
+def collapse_repeated(s, op, b):
+    """A reshape (or broadcast_to) to its operand's shape is nothing; one of another of the same
+    kind is one, straight from the inner one's operand."""
     x = op.operands[0]
     if x.type == op.result.type:
         return x
-    inner = s.producer(x, "reshape")
+    inner = s.producer(x, op.opcode)
     if inner is None:
         return None
-    return _keep(op, inner.operands[0]) or b.emit("reshape", inner.operands[0],
+    return _keep(op, inner.operands[0]) or b.emit(op.opcode, inner.operands[0],
                                                   shape=list(op.result.type.shape))
-
-
-def broadcast_of_broadcast(s, op, b):
-    x = op.operands[0]
-    if x.type == op.result.type:
-        return x
-    inner = s.producer(x, "broadcast_to")
-    if inner is None:
-        return None
-    return b.emit("broadcast_to", inner.operands[0], shape=list(op.result.type.shape))
 
 
 def broadcast_of_reshape(s, op, b):
@@ -377,8 +368,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "sub": (sub_zero, sub_self),
     "neg": (double_negation,),
     "transpose": (transpose_of_transpose,),
-    "reshape": (reshape_of_reshape, reshape_of_broadcast),
-    "broadcast_to": (broadcast_of_broadcast, broadcast_of_reshape),
+    "reshape": (collapse_repeated, reshape_of_broadcast),
+    "broadcast_to": (collapse_repeated, broadcast_of_reshape),
     "where": (select_constant,),
     "cast": (no_op_cast,),
     "log": (log_of_softmax,),
