@@ -9,12 +9,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
+from pass_cases import broadcasts, check_pure_and_idempotent, check_rewrite
 from tflc.codegen import numpy_backend
 from tflc.frontend import parse_file
-from tflc.ir import (Builder, Function, Output, ShapeError, TensorType, Value, parse_function,
-                     print_function, verify)
-from tflc.ir.registry import broadcast_shapes
+from tflc.ir import (
+    Builder,
+    Function,
+    Output,
+    TensorType,
+    Value,
+    parse_function,
+    verify,
+)
 from tflc.passes.fuse import can_fuse, explain_fusion, fuse, kernel_count, kernel_space
 from tflc.passes.manager import run_pipeline
 from tflc.passes.pipeline import select_entry
@@ -175,17 +181,9 @@ func @f<N>(%x: f32[N,4]) -> (f32[N,4]) {
 }
 
 
-def canonical(text: str) -> str:
-    return print_function(parse_function(text.strip()))
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_kernels(name):
-    before, after = CASES[name]
-    func = parse_function(before.strip())
-    fused = fuse(func)
-    verify(fused)
-    assert print_function(fused) == canonical(after or before)
+    fused = check_rewrite(fuse, *CASES[name])
     for op in fused.ops:
         if op.opcode == "fused":
             assert kernel_space(op).kind == op.attrs["kind"]
@@ -193,11 +191,7 @@ def test_kernels(name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_input_is_left_unchanged_and_a_second_run_changes_nothing(name):
-    func = parse_function(CASES[name][0].strip())
-    text = print_function(func)
-    once = fuse(func)
-    assert print_function(func) == text
-    assert print_function(fuse(once)) == print_function(once)
+    check_pure_and_idempotent(fuse, CASES[name][0])
 
 
 def test_can_fuse_says_why_not():
@@ -266,7 +260,7 @@ def graphs(draw):
             pool.append(b.emit(draw(st.sampled_from(["neg", "exp", "tanh", "relu"])), x))
         elif kind == "binary":
             y = draw(st.sampled_from(pool + [b.const(draw(st.sampled_from([0.5, 2.0])), "f32")]))
-            if _broadcasts(x, y):
+            if broadcasts(x, y):
                 pool.append(b.emit(draw(st.sampled_from(["add", "mul", "sub", "maximum"])), x, y))
         elif kind == "reduce" and x.type.rank > 0:
             axis = draw(st.integers(0, x.type.rank - 1))
@@ -285,14 +279,6 @@ def graphs(draw):
     made = [r for op in b.ops for r in op.results]
     outputs = tuple(Output(f"o{n}", v) for n, v in enumerate(made[-draw(st.integers(1, 4)):]))
     return Function("random", ("N",), args, tuple(b.ops), outputs)
-
-
-def _broadcasts(a: Value, c: Value) -> bool:
-    try:
-        broadcast_shapes(a.type.shape, c.type.shape)
-    except ShapeError:
-        return False
-    return True
 
 
 def all_ops(func: Function):

@@ -5,12 +5,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
+from pass_cases import broadcasts, check_pure_and_idempotent, check_rewrite
 from tflc.codegen import numpy_backend
 from tflc.frontend import parse_source
-from tflc.ir import (Builder, Function, Output, ShapeError, TensorType, Value, parse_function,
-                     print_function, verify)
-from tflc.ir.registry import broadcast_shapes
+from tflc.ir import (
+    Builder,
+    Function,
+    Output,
+    TensorType,
+    Value,
+    parse_function,
+    print_function,
+    verify,
+)
 from tflc.passes.inline import inline
 from tflc.passes.manager import run_pipeline
 from tflc.passes.pipeline import select_entry
@@ -259,26 +266,14 @@ func @f() -> (f32[2000]) {
 }
 
 
-def canonical(text: str) -> str:
-    return print_function(parse_function(text.strip()))
-
-
 @pytest.mark.parametrize("name", CASES)
 def test_rule(name):
-    before, after = CASES[name]
-    func = parse_function(before.strip())
-    simplified = simplify(func)
-    verify(simplified)
-    assert print_function(simplified) == canonical(after or before)
+    check_rewrite(simplify, *CASES[name])
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_input_is_left_unchanged_and_a_second_run_changes_nothing(name):
-    func = parse_function(CASES[name][0].strip())
-    text = print_function(func)
-    once = simplify(func)
-    assert print_function(func) == text
-    assert print_function(simplify(once)) == print_function(once)
+    check_pure_and_idempotent(simplify, CASES[name][0])
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -383,7 +378,7 @@ def graphs(draw):
             other = draw(st.sampled_from(floats))
             pair = [x, other] if draw(st.booleans()) else [other, x]
             floats.append(b.emit(draw(st.sampled_from(["add", "sub", "mul", "div", "maximum"])),
-                                 *pair) if _broadcasts(*pair) else b.emit("neg", x))
+                                 *pair) if broadcasts(*pair) else b.emit("neg", x))
         elif kind == "const":
             floats.append(b.const(draw(st.sampled_from(FLOAT_CONSTANTS)), "f32"))
         elif kind == "int":
@@ -408,14 +403,6 @@ def graphs(draw):
     made = [r for op in b.ops for r in op.results]
     outputs = tuple(Output(f"o{n}", v) for n, v in enumerate(made))
     return Function("random", ("N",), args, tuple(b.ops), outputs)
-
-
-def _broadcasts(a: Value, c: Value) -> bool:
-    try:
-        broadcast_shapes(a.type.shape, c.type.shape)
-    except ShapeError:
-        return False
-    return True
 
 
 @settings(max_examples=60, deadline=None)
