@@ -48,6 +48,7 @@ from .ir.types import TensorType, dtype_of_numpy
 from .passes.manager import run_pipeline
 from .passes.pipeline import default_pipeline
 from .runtime.backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
+from .runtime.model import unaliased
 
 __all__ = [
     "jit", "grad", "value_and_grad", "dump", "Jitted",
@@ -230,16 +231,9 @@ class _Entry:
     def run(self, call: _Call):
         sizes = {name: call.size(dim) for name, dim in self.dims}
         args = [call.leaves[i].array for i in self.args]
-        results = [_own(result, args) for result in self.compiled(sizes, args)]
+        # a backend may return an argument or a view of one (`x`, `x[1:]`, `x.T`)
+        results = [unaliased(result, args) for result in self.compiled(sizes, args)]
         return unflatten(self.out_structure, iter([results[i] for i in self.outputs]))
-
-
-def _own(result: np.ndarray, args) -> np.ndarray:
-    """`result`, copied where it is an argument or a view of one (a backend may return those for
-    `x`, `x[1:]`, `x.T`), or read-only: the caller may change it without changing its inputs."""
-    if not result.flags.writeable or any(np.may_share_memory(result, a) for a in args):
-        return result.copy()
-    return result
 
 
 _dump_numbers = itertools.count(1)

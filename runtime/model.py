@@ -189,9 +189,9 @@ class Model:
         results = entry.compiled({dim: sizes[dim] for dim in entry.function.dims}, args)
         fed = [arrays[name] for name in needed]
         count = len(entry.fetches)
-        updates = {out.label: _not_aliasing(result, fed, stored=True)
+        updates = {out.label: unaliased(result, fed, stored=True)
                    for out, result in zip(entry.function.outputs[count:], results[count:])}
-        fetched = [_not_aliasing(result, args) for result in results[:count]]
+        fetched = [unaliased(result, args) for result in results[:count]]
         self._values.update(updates)  # all of a step's updates together, after it ran
         if COUNTER in entry.inputs:
             self._counter += 1
@@ -237,7 +237,7 @@ def _type_of(array: np.ndarray) -> TensorType:
     return TensorType(dtype_of_numpy(array.dtype), tuple(array.shape))
 
 
-def _not_aliasing(result: np.ndarray, arrays, stored: bool = False) -> np.ndarray:
+def unaliased(result: np.ndarray, arrays, stored: bool = False) -> np.ndarray:
     """`result`, copied where it shares memory with `arrays` (or, when handed to the user, is
     read-only), so neither the model nor the user can change the other's arrays."""
     if not stored and not result.flags.writeable:
