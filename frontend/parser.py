@@ -9,7 +9,6 @@ inlined at each call; scopes prefix names (`fc1.h`); steps and `train` add step 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import re
 from dataclasses import dataclass
@@ -18,13 +17,22 @@ from pathlib import Path
 from lark import Token, Tree
 
 from ..ir import Builder, Decl, Error, Function, Init, Loc, Module, Output, TensorType, Value
+from ..ir.errors import did_you_mean
 from ..ir.optimizers import ARGUMENTS as OPTIMIZERS
 from ..ir.optimizers import expand_optimizer
 from ..ir.registry import ShapeError, broadcast_shapes
 from ..ir.types import DTYPES
 from .builtins import ATTR_KINDS, BUILTINS, INITIALIZERS, Builtin
-from .literals import Weak, dtype_for, fold, peer_dtype, tensor_literal, to_array, weak_bool, \
-    weak_number
+from .literals import (
+    Weak,
+    dtype_for,
+    fold,
+    peer_dtype,
+    tensor_literal,
+    to_array,
+    weak_bool,
+    weak_number,
+)
 from .syntax import Source, parse_tree, reserved_words
 
 BINARY_OPCODES = {"PLUS": "add", "MINUS": "sub", "STAR": "mul", "SLASH": "div", "AT": "matmul",
@@ -108,11 +116,6 @@ def default_model_name(filename: str) -> str:
     """The file's stem, made a valid name (`2-layer.tfl` → `_2_layer`)."""
     name = re.sub(r"[^A-Za-z0-9_]", "_", Path(filename).stem)
     return name if re.match(r"[A-Za-z_]", name) else "_" + name
-
-
-def did_you_mean(name: str, candidates) -> str | None:
-    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.5)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 def _is_int(value) -> bool:

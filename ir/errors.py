@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 
@@ -66,3 +67,9 @@ def _located(kind: str, message: str, loc: Loc | None) -> list[str]:
         lines.append("  " + text.expandtabs(1))
         lines.append("  " + " " * max(loc.col - 1, 0) + "^")
     return lines
+
+
+def did_you_mean(name: str, candidates) -> str | None:
+    """A hint naming the candidate closest to a misspelt `name`, if one is close."""
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'?" if close else None

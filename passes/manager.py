@@ -9,24 +9,17 @@ a large function is not free.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..ir.core import Function
-from ..ir.errors import Error
+from ..ir.errors import Error, did_you_mean
 from ..ir.printer import print_function
 from ..ir.verifier import VerifyError, verify
 
 Pass = Callable[[Function], Function]
-
-
-def did_you_mean(name: str, candidates) -> str | None:
-    """A hint naming the candidate closest to a misspelt `name`, if one is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1)
-    return f"did you mean '{close[0]}'?" if close else None
 
 
 def load_pass(name: str) -> Pass:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..ir.core import Function, Module, Output
-from ..ir.errors import Error
-from .manager import did_you_mean, run_pipeline
+from ..ir.errors import Error, did_you_mean
+from .manager import run_pipeline
 
 # The passes every entry goes through, in order (each is `passes/<name>.py`).
 DEFAULT_PIPELINE = ("inline", "autodiff", "simplify", "prune", "fuse", "plan_memory")

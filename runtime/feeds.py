@@ -14,9 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..ir.core import Decl, Module
-from ..ir.errors import Error
+from ..ir.errors import Error, did_you_mean
 from ..ir.types import NUMPY_DTYPES, eval_dim
-from ..passes.manager import did_you_mean
 
 
 def check_names(module: Module, feeds: Mapping[str, object], needed: Sequence[str],

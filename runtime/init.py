@@ -15,9 +15,8 @@ import math
 import numpy as np
 
 from ..ir.core import Decl
-from ..ir.errors import Error
+from ..ir.errors import Error, did_you_mean
 from ..ir.types import NUMPY_DTYPES
-from ..passes.manager import did_you_mean
 
 
 def zeros(shape, rng):
