@@ -18,7 +18,7 @@ import numpy as np
 from .ir.errors import Error
 from .ir.printer import print_function, print_module
 from .passes.manager import run_pipeline
-from .passes.pipeline import default_pipeline, select_entry
+from .passes.pipeline import DEFAULT_PIPELINE, select_entry
 from .runtime.backends import BACKENDS, DEFAULT_BACKEND, backend
 
 
@@ -293,7 +293,7 @@ def cmd_dump(args) -> int:
     print_after = "all" if args.print_after_all else args.after
     if print_after is not None and args.emit != "ir":
         raise Error("--emit prints the final entry; --after and --print-after-all print IR")
-    result = run_pipeline(entry, default_pipeline(), verify=args.verify, print_after=print_after)
+    result = run_pipeline(entry, DEFAULT_PIPELINE, verify=args.verify, print_after=print_after)
     if print_after is not None:
         print(result.dumps(), end="")
     else:
@@ -328,7 +328,7 @@ def cmd_graph(args) -> int:
             raise Error("--after works on an entry: name it with --fetch NAME or --step STEP")
         func = module.function("model")
     else:
-        passes = list(default_pipeline())
+        passes = list(DEFAULT_PIPELINE)
         if args.after is not None and args.after in passes:
             passes = passes[:passes.index(args.after) + 1]
         func = run_pipeline(entry, passes, print_after=args.after).function

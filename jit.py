@@ -46,7 +46,7 @@ from .ir.errors import Error
 from .ir.printer import print_function
 from .ir.types import TensorType, dtype_of_numpy
 from .passes.manager import run_pipeline
-from .passes.pipeline import default_pipeline
+from .passes.pipeline import DEFAULT_PIPELINE
 from .runtime.backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
 from .runtime.model import unaliased
 
@@ -301,7 +301,7 @@ class Jitted:
                         user_loc(), hint=f"pass example arguments: {self.__name__}.dump(x, ...)")
         if after is None:
             return print_function(traced) + "\n"
-        run = run_pipeline(traced, default_pipeline(), print_after=after)
+        run = run_pipeline(traced, DEFAULT_PIPELINE, print_after=after)
         if after == "all":
             return run.dumps()
         return next(r.ir for r in run.records if r.ir is not None) + "\n"
@@ -436,7 +436,7 @@ class Jitted:
                   file=sys.stderr)
         entry = self._trace(call, self._start_specialized(call))
         dump_dir = os.environ.get("TFLC_DUMP")
-        run = run_pipeline(entry.traced, default_pipeline(),
+        run = run_pipeline(entry.traced, DEFAULT_PIPELINE,
                            print_after="all" if dump_dir else None)
         final = run.function
         entry.compiled = self._backend.compile(final, **self._options)

@@ -17,10 +17,6 @@ from .manager import run_pipeline
 DEFAULT_PIPELINE = ("inline", "autodiff", "simplify", "prune", "fuse", "plan_memory")
 
 
-def default_pipeline() -> tuple[str, ...]:
-    return DEFAULT_PIPELINE
-
-
 def select_entry(module: Module, fetches: Sequence[str], step: str | None = None) -> Function:
     """`@model` returning only `fetches` (defined names, or decls: inputs, params, state) and,
     with `step`, that step's updates after them."""
@@ -35,7 +31,7 @@ def select_entry(module: Module, fetches: Sequence[str], step: str | None = None
 
 
 def compile_entry(module: Module, fetches: Sequence[str], step: str | None = None) -> Function:
-    return run_pipeline(select_entry(module, fetches, step), default_pipeline()).function
+    return run_pipeline(select_entry(module, fetches, step), DEFAULT_PIPELINE).function
 
 
 def _fetch(module: Module, model: Function, name: str) -> Output:

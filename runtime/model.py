@@ -29,7 +29,7 @@ from ..ir.errors import Error
 from ..ir.printer import print_function, print_module
 from ..ir.types import TensorType, dtype_of_numpy
 from ..passes.manager import run_pipeline
-from ..passes.pipeline import compile_entry, default_pipeline, select_entry
+from ..passes.pipeline import DEFAULT_PIPELINE, compile_entry, select_entry
 from . import checkpoint
 from .backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
 from .feeds import check_feeds, check_names
@@ -161,7 +161,7 @@ class Model:
                 raise Error("after= works on an entry: name it with fetch= or step=")
             return print_module(self.module)
         entry = select_entry(self.module, fetches, step)
-        result = run_pipeline(entry, default_pipeline(), print_after=after)
+        result = run_pipeline(entry, DEFAULT_PIPELINE, print_after=after)
         return result.dumps() if after is not None else print_function(result.function) + "\n"
 
     def entry(self, fetches: tuple[str, ...], step: str | None = None) -> Entry:

@@ -33,7 +33,7 @@ from tflc.codegen.ptx.lower import lower
 from tflc.frontend import parse_file
 from tflc.ir import REGISTRY, Error, Function, Output
 from tflc.ir.types import NUMPY_DTYPES, eval_dim
-from tflc.passes.pipeline import default_pipeline, run_pipeline, select_entry
+from tflc.passes.pipeline import DEFAULT_PIPELINE, run_pipeline, select_entry
 from tflc.runtime import cuda
 
 RNG = np.random.default_rng(0)
@@ -645,7 +645,7 @@ def example_entries():
         module = parse_file(path)
         model = module.function("model")
         for fetches, step in [(model.fetchable, None)] + [((), step) for step in model.steps]:
-            entry = run_pipeline(select_entry(module, list(fetches), step), default_pipeline())
+            entry = run_pipeline(select_entry(module, list(fetches), step), DEFAULT_PIPELINE)
             func = entry.function.replace(name=f"{path.stem}_{step or 'fetches'}")
             marks = () if path.stem in QUICK_EXAMPLES else pytest.mark.slow
             yield pytest.param(func, id=func.name, marks=marks)
