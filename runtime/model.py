@@ -46,10 +46,8 @@ class Entry:
     step: str | None
     function: Function
     compiled: object  # the backend's Compiled: compiled(sizes, args) -> list of arrays
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return tuple(arg.name for arg in self.function.args)
+    arguments: tuple[str, ...]  # the decl each argument of `function` takes, in order
+    inputs: tuple[str, ...]  # those of them that are fed (`input` decls), known at compile time
 
     def purpose(self) -> str:
         parts = [f"step '{self.step}'"] if self.step else []
@@ -173,27 +171,28 @@ class Model:
         if key not in self._entries:
             function = compile_entry(self.module, fetches, step)
             compiled = self._backend.compile(function, **self._options)
-            self._entries[key] = Entry(fetches, step, function, compiled)
+            arguments = tuple(arg.name for arg in function.args)
+            inputs = tuple(n for n in arguments if self.module.decl(n).kind == "input")
+            self._entries[key] = Entry(fetches, step, function, compiled, arguments, inputs)
         return self._entries[key]
 
     def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:
         module = self.module
-        needed = [n for n in entry.inputs if module.decl(n).kind == "input"]
-        check_names(module, feeds, needed, entry.purpose())
+        check_names(module, feeds, entry.inputs, entry.purpose())
         arrays, sizes = check_feeds(module, feeds)
         unbound = [dim for dim in entry.function.dims if dim not in sizes]
         if unbound:
             raise Error(f"the size of {unbound[0]} is unknown when {entry.purpose()}: "
                         "no fed input has that dim")
-        args = [self._argument(name, arrays) for name in entry.inputs]
+        args = [self._argument(name, arrays) for name in entry.arguments]
         results = entry.compiled({dim: sizes[dim] for dim in entry.function.dims}, args)
-        fed = [arrays[name] for name in needed]
+        fed = [arrays[name] for name in entry.inputs]
         count = len(entry.fetches)
         updates = {out.label: unaliased(result, fed, stored=True)
                    for out, result in zip(entry.function.outputs[count:], results[count:])}
         fetched = [unaliased(result, args) for result in results[:count]]
         self._values.update(updates)  # all of a step's updates together, after it ran
-        if COUNTER in entry.inputs:
+        if COUNTER in entry.arguments:
             self._counter += 1
         return fetched
 

@@ -347,8 +347,7 @@ def _check_names(model, config: TrainConfig, loss: str | None, binding: Binding,
             raise Error(f"{what} '{fetches[0]}' must be a scalar, but it is {value_type}",
                         hint="reduce it over the batch, with mean(...)")
         for name in entry.inputs:
-            if model.module.decl(name).kind == "input" and name not in given \
-                    and name not in binding.inputs:
+            if name not in given and name not in binding.inputs:
                 purpose = f"step '{step}'" if step else f"{what} '{fetches[0]}'"
                 raise Error(f"{purpose} needs input '{name}', which the data does not give",
                             hint=f"give it with {option} {name}=VALUE")
