@@ -44,7 +44,7 @@ from .ir import REGISTRY
 from .ir.core import Function, Output
 from .ir.errors import Error
 from .ir.printer import print_function
-from .ir.types import TensorType, dtype_of_numpy
+from .ir.types import NUMPY_DTYPES, TensorType, dtype_of_numpy
 from .passes.manager import run_pipeline
 from .passes.pipeline import DEFAULT_PIPELINE
 from .runtime.backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
@@ -212,6 +212,7 @@ class _Entry:
     traced: Function
     compiled: Any = None
     args: tuple[int, ...] = ()  # the leaf index of each argument of the compiled function
+    arg_dtypes: tuple = ()  # and the NumPy dtype it takes (a weak scalar's is its tensors')
     dims: tuple = ()  # (dim, (leaf index, axis)) for each symbolic dim of the compiled function
     outputs: tuple[int, ...] = ()  # the compiled result of each output leaf
     out_structure: Any = None
@@ -230,7 +231,8 @@ class _Entry:
 
     def run(self, call: _Call):
         sizes = {name: call.size(dim) for name, dim in self.dims}
-        args = [call.leaves[i].array for i in self.args]
+        args = [np.asarray(call.leaves[i].array, dtype)
+                for i, dtype in zip(self.args, self.arg_dtypes)]
         # a backend may return an argument or a view of one (`x`, `x[1:]`, `x.T`)
         results = [unaliased(result, args) for result in self.compiled(sizes, args)]
         return unflatten(self.out_structure, iter([results[i] for i in self.outputs]))
@@ -444,6 +446,7 @@ class Jitted:
             self._write_dump(dump_dir, entry.traced, run, final)
         leaf_of = {arg.name: i for i, arg in enumerate(entry.traced.args)}
         entry.args = tuple(leaf_of[arg.name] for arg in final.args)
+        entry.arg_dtypes = tuple(np.dtype(NUMPY_DTYPES[arg.type.dtype]) for arg in final.args)
         entry.dims = tuple((name, entry.symbols[name][0]) for name in final.dims)
         labels = [out.label for out in final.outputs]
         entry.outputs = tuple(labels.index(out.label) for out in entry.traced.outputs)

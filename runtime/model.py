@@ -32,7 +32,7 @@ from ..passes.manager import run_pipeline
 from ..passes.pipeline import DEFAULT_PIPELINE, compile_entry, select_entry
 from . import checkpoint
 from .backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
-from .feeds import check_feeds, check_names
+from .feeds import QuickCheck, check_feeds, check_names
 from .init import check_seed, initial_value
 
 COUNTER = "__run"
@@ -48,6 +48,8 @@ class Entry:
     compiled: object  # the backend's Compiled: compiled(sizes, args) -> list of arrays
     arguments: tuple[str, ...]  # the decl each argument of `function` takes, in order
     inputs: tuple[str, ...]  # those of them that are fed (`input` decls), known at compile time
+    quick: QuickCheck  # the usual feeds, checked fast
+    counter: bool  # whether the run counter is an argument (the run then counts)
 
     def purpose(self) -> str:
         parts = [f"step '{self.step}'"] if self.step else []
@@ -69,6 +71,7 @@ class Model:
                         if d.kind in ("param", "state")}
         self._counter = 0
         self._entries: dict[tuple, Entry] = {}
+        self._runs: dict[tuple, tuple[Entry, str]] = {}  # run's (what, fetch) → entry, returns
         self._steps = module.function("model").steps
 
     def __repr__(self) -> str:
@@ -121,27 +124,39 @@ class Model:
         Feeds are keywords (`x=batch`) or, for names that cannot be keywords (`fc1.x`, `fetch`),
         a dict passed second: `run("loss", {"fc1.x": batch})`.
         """
+        key = (_names_key(what), fetch is None or _names_key(fetch))
+        planned = self._runs.get(key)
+        if planned is None:
+            planned = self._plan_run(what, fetch)
+            if None not in key:
+                self._runs[key] = planned
+        entry, returns = planned
+        if feed_dict:
+            twice = sorted(set(feed_dict) & set(feeds))
+            if twice:
+                raise Error(f"'{twice[0]}' is fed twice (in the feed dict and as a keyword)")
+            feeds = {**feed_dict, **feeds}
+        results = self._execute(entry, feeds)
+        return None if returns == "none" else results[0] if returns == "one" else results
+
+    def _plan_run(self, what, fetch) -> tuple[Entry, str]:
+        """The entry that `run(what, fetch=fetch)` runs, and what it returns: "none", "one"
+        array or a "list"."""
         names = [what] if isinstance(what, str) else list(what)
         if not all(isinstance(name, str) for name in names):
             raise Error(f"run() takes a name or a list of names, got {what!r}")
         step = self._step_of(names)
         fetches = [name for name in names if name != step]
+        returns = "one" if isinstance(what, str) else "list"
         if fetch is not None:
             if not (isinstance(what, str) and step is not None):
                 raise Error("fetch= goes with a step: run('STEP', fetch=[...]); to fetch several "
                             "values, pass a list of names")
             fetches = [fetch] if isinstance(fetch, str) else list(fetch)
-        all_feeds = dict(feed_dict or {})
-        twice = sorted(set(all_feeds) & set(feeds))
-        if twice:
-            raise Error(f"'{twice[0]}' is fed twice (in the feed dict and as a keyword)")
-        all_feeds.update(feeds)
-        results = self._execute(self._entry(tuple(fetches), step), all_feeds)
-        if isinstance(what, str) and step is not None:  # a step alone, or with fetch=
-            if fetch is None:
-                return None
-            return results[0] if isinstance(fetch, str) else results
-        return results[0] if isinstance(what, str) else results
+            returns = "one" if isinstance(fetch, str) else "list"
+        elif isinstance(what, str) and step is not None:  # a step alone
+            returns = "none"
+        return self._entry(tuple(fetches), step), returns
 
     def _step_of(self, names: list[str]) -> str | None:
         steps = [name for name in names if name in self._steps]
@@ -173,36 +188,37 @@ class Model:
             compiled = self._backend.compile(function, **self._options)
             arguments = tuple(arg.name for arg in function.args)
             inputs = tuple(n for n in arguments if self.module.decl(n).kind == "input")
-            self._entries[key] = Entry(fetches, step, function, compiled, arguments, inputs)
+            self._entries[key] = Entry(fetches, step, function, compiled, arguments, inputs,
+                                       QuickCheck(self.module, inputs), COUNTER in arguments)
         return self._entries[key]
 
     def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:
-        module = self.module
-        check_names(module, feeds, entry.inputs, entry.purpose())
-        arrays, sizes = check_feeds(module, feeds)
+        sizes = entry.quick(feeds)
+        if sizes is None or len(sizes) < len(entry.function.dims):
+            feeds, sizes = self._checked(entry, feeds)
+        fed = feeds if not entry.counter else \
+            {**feeds, COUNTER: counter_value(self._counter, self.seed)}
+        values = self._values
+        args = [fed[name] if name in fed else values[name] for name in entry.arguments]
+        results = entry.compiled(sizes, args)
+        count = len(entry.fetches)
+        if len(results) > count:
+            inputs = [feeds[name] for name in entry.inputs]
+            # all of a step's updates together, after it ran
+            values.update({out.label: unaliased(result, inputs, stored=True) for out, result
+                           in zip(entry.function.outputs[count:], results[count:])})
+        self._counter += entry.counter
+        return [unaliased(result, args) for result in results[:count]]
+
+    def _checked(self, entry: Entry, feeds: dict) -> tuple[dict, dict]:
+        """The feeds converted and checked, and the dims' sizes (feeds.py); or the error."""
+        check_names(self.module, feeds, entry.inputs, entry.purpose())
+        arrays, sizes = check_feeds(self.module, feeds)
         unbound = [dim for dim in entry.function.dims if dim not in sizes]
         if unbound:
             raise Error(f"the size of {unbound[0]} is unknown when {entry.purpose()}: "
                         "no fed input has that dim")
-        args = [self._argument(name, arrays) for name in entry.arguments]
-        results = entry.compiled({dim: sizes[dim] for dim in entry.function.dims}, args)
-        fed = [arrays[name] for name in entry.inputs]
-        count = len(entry.fetches)
-        updates = {out.label: unaliased(result, fed, stored=True)
-                   for out, result in zip(entry.function.outputs[count:], results[count:])}
-        fetched = [unaliased(result, args) for result in results[:count]]
-        self._values.update(updates)  # all of a step's updates together, after it ran
-        if COUNTER in entry.arguments:
-            self._counter += 1
-        return fetched
-
-    def _argument(self, name: str, feeds: dict) -> np.ndarray:
-        kind = self.module.decl(name).kind
-        if kind == "input":
-            return feeds[name]
-        if kind == "counter":
-            return counter_value(self._counter, self.seed)
-        return self._values[name]
+        return arrays, sizes
 
     # -- checkpoints ---------------------------------------------------------------------------
 
@@ -225,6 +241,16 @@ class Model:
         return values
 
 
+def _names_key(names) -> str | tuple | None:
+    """What run() was given as names, to remember the run by: the name or a tuple of names;
+    None for anything else (such a run is planned every time)."""
+    if isinstance(names, str):
+        return names
+    if isinstance(names, (list, tuple)) and all(isinstance(name, str) for name in names):
+        return tuple(names)
+    return None
+
+
 def counter_value(count: int, seed: int) -> np.ndarray:
     """What the run counter `__run` holds: the run number plus the model seed times 2**32
     (wrapping to int64), so different seeds draw different dropout masks on the same run."""
@@ -241,6 +267,13 @@ def unaliased(result: np.ndarray, arrays, stored: bool = False) -> np.ndarray:
     read-only), so neither the model nor the user can change the other's arrays."""
     if not stored and not result.flags.writeable:
         return result.copy()
+    # an array that owns its memory shares it only with itself and its views (whose base it
+    # is): the quick answer for the fresh arrays a native backend returns
+    if result.base is None:
+        for array in arrays:
+            if array is result or array.base is result:
+                return result.copy()
+        return result
     if any(np.may_share_memory(result, array) for array in arrays):
         return result.copy()
     return result

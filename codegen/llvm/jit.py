@@ -4,6 +4,7 @@ calling its entry function from Python."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 import threading
@@ -27,7 +28,19 @@ EMIT_KINDS = ("llvm", "llvm-opt", "asm")
 def options_for(target: Target, fast_math: bool = False) -> Options:
     vector_bytes = 64 if target.has("avx512f") else 32 if target.has("avx") else 16
     return Options(fast_math=fast_math, fma=target.has("fma"), vector_bytes=vector_bytes,
-                   masked_tails=target.has("avx512f"), threads=threads_module.runtime())
+                   masked_tails=target.has("avx512f"), threads=threads_module.runtime(),
+                   array_data_offset=array_data_offset())
+
+
+@functools.cache
+def array_data_offset() -> int | None:
+    """Where a NumPy array object holds its data pointer: right after the object header
+    (NumPy's PyArrayObject), checked on arrays whose addresses are known; None if it is not
+    there, and then callers pass addresses."""
+    offset = object.__basicsize__
+    samples = [np.empty(n, np.float32) for n in (1, 7, 1000)]
+    stored = [ctypes.c_void_p.from_address(id(a) + offset).value for a in samples]
+    return offset if stored == [a.ctypes.data for a in samples] else None
 
 
 def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:
@@ -90,7 +103,9 @@ def compile(func: Function, *, fast_math: bool = False, threads: int | None = No
 class Compiled:
     """`compiled(sizes, args) -> outputs`: one native call per run.
 
-    Outputs are fresh NumPy arrays, except a step's update of a param that the memory plan lets
+    The caller has checked the arguments (runtime/feeds.py, jit.py): C-ordered arrays of the
+    signature's dtypes and of the shapes `sizes` give, which the native code trusts. Outputs are
+    fresh NumPy arrays, except a step's update of a param that the memory plan lets
     overwrite the param (`signature.in_place`): that output is the argument array itself,
     updated in place (the caller must not expect it to keep the old value). The scratch buffer
     for intermediates is kept between calls (one per thread, grown for larger batches)."""
@@ -104,14 +119,16 @@ class Compiled:
         self._engine = engine = llvm.create_mcjit_compiler(empty, self._machine)
         engine.add_object_file(llvm.ObjectFileRef.from_data(entry.object_code))
         engine.finalize_object()
-        nptrs = len(signature.args) + len(signature.outputs) + 1
-        prototype = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * nptrs,
-                                     *[ctypes.c_int64] * len(signature.dims))
-        self._entry = prototype(engine.get_function_address(signature.entry))
+        # arrays go in as they are where the module reads their data pointers (lower.py)
+        array = ctypes.py_object if signature.boxed else ctypes.c_void_p
+        prototype = ctypes.CFUNCTYPE(None, *[array] * (len(signature.args) + len(signature.outputs)),
+                                     ctypes.c_void_p, *[ctypes.c_int64] * len(signature.dims))
+        self._entry = prototype(engine.get_function_address(signature.boxed or signature.entry))
+        self._boxed = signature.boxed is not None
         self._local = threading.local()
-        self._arg_dtypes = [NUMPY_DTYPES[dtype] for dtype in signature.args]
         self._out_dtypes = [NUMPY_DTYPES[dtype] for _, dtype in signature.outputs]
-        self._in_place = dict(signature.in_place)
+        in_place = dict(signature.in_place)  # the argument each output is written into, if any
+        self._written_in = [in_place.get(i) for i in range(len(signature.outputs))]
         self._layouts: dict[tuple[int, ...], tuple] = {}
         count_address = engine.get_global_value_address(threads_global(signature.entry))
         self._thread_count = ctypes.c_int32.from_address(count_address)
@@ -130,16 +147,16 @@ class Compiled:
         self._thread_count.value = 1 if threads_module.forked else count
 
     def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
-        dims = tuple(sizes[d] for d in self.signature.dims)
-        layout = self._layouts.get(dims) or self._layout(dims, sizes)
-        shapes, nbytes = layout
-        # not ascontiguousarray: it turns a 0-d array into a 1-d one (a scalar state updated in
-        # place would come back with shape (1,))
-        arrays = [np.asarray(a, dtype=dtype, order="C") for a, dtype in zip(args, self._arg_dtypes)]
-        outputs = [np.empty(shape, dtype) if i not in self._in_place else arrays[self._in_place[i]]
-                   for i, (shape, dtype) in enumerate(zip(shapes, self._out_dtypes))]
-        self._entry(*map(address, arrays), *map(address, outputs),
-                    address(self._scratch(nbytes)), *dims)
+        # (the per-run path: a few microseconds matter here, as a small kernel takes as long)
+        dims = tuple([sizes[d] for d in self.signature.dims])
+        shapes, nbytes = self._layouts.get(dims) or self._layout(dims, sizes)
+        outputs = [np.empty(shape, dtype) if argument is None else args[argument]
+                   for shape, dtype, argument in zip(shapes, self._out_dtypes, self._written_in)]
+        if self._boxed:
+            self._entry(*args, *outputs, self._scratch(nbytes), *dims)
+        else:
+            self._entry(*map(address, args), *map(address, outputs), self._scratch(nbytes),
+                        *dims)
         return outputs
 
     def _layout(self, dims: tuple[int, ...], sizes: dict[str, int]):
@@ -152,11 +169,13 @@ class Compiled:
         self._layouts[dims] = layout
         return layout
 
-    def _scratch(self, nbytes: int) -> np.ndarray:
+    def _scratch(self, nbytes: int) -> int:
+        """The address of this thread's scratch buffer, of at least `nbytes`."""
         scratch = getattr(self._local, "scratch", None)
-        if scratch is None or scratch.nbytes < nbytes:
-            scratch = self._local.scratch = np.empty(max(nbytes, 1), np.uint8)
-        return scratch
+        if scratch is None or scratch[0].nbytes < nbytes:
+            buffer = np.empty(max(nbytes, 1), np.uint8)
+            scratch = self._local.scratch = (buffer, address(buffer))
+        return scratch[1]
 
 
 LIVE: weakref.WeakSet[Compiled] = weakref.WeakSet()

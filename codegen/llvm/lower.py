@@ -55,6 +55,9 @@ class Options:
     masked_tails: bool = False  # loops end with a masked vector step (AVX-512's mask registers)
     threads: bool = False  # emit kernels that can run on several threads (threads.py)
     parallel_work: int = 1 << 20  # element operations below which a kernel stays on one thread
+    # where a NumPy array object keeps its data pointer, when the caller checked it (jit.py):
+    # then the module also has an entry taking the arrays themselves (`Signature.boxed`)
+    array_data_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class Signature:
     outputs: tuple[tuple[tuple[Dim, ...], str], ...]  # (shape, dtype)
     scratch: tuple[Dim, ...]  # the bytes of each scratch slot, before alignment
     in_place: tuple[tuple[int, int], ...] = ()  # (output, argument): written into the argument
+    boxed: str | None = None  # the entry taking NumPy arrays for arguments and outputs
 
     def scratch_bytes(self, sizes: dict[str, int]) -> int:
         return sum(align(eval_dim(d, sizes)) for d in self.scratch)
@@ -239,6 +243,7 @@ class Lowerer:
                 buffer = Buffer(target, source.dtype, contiguous(out.value.type.shape), out.label)
                 copy(self, f"{out.label}.copy", buffer, source)
         self.b.ret_void()
+        boxed = None if self.options.array_data_offset is None else self.boxed_entry()
         args = list(self.func.args)
         signature = Signature(
             entry=self.entry.name, dims=self.func.dims,
@@ -248,8 +253,28 @@ class Lowerer:
             scratch=tuple(self.slots),
             in_place=tuple((i, args.index(self.in_place[out.value]))
                            for i, out in enumerate(self.func.outputs)
-                           if out.value in self.in_place))
+                           if out.value in self.in_place),
+            boxed=boxed)
         return Lowered(self.module, signature)
+
+    def boxed_entry(self) -> str:
+        """`@"<entry>.boxed"`: the entry, taking each argument and output as the NumPy array
+        object itself (a PyObject pointer) and reading its data pointer, so that the caller
+        passes arrays through ctypes as they are instead of asking each for its address
+        (~0.6 us an array in Python, more than a small kernel)."""
+        arrays = len(self.func.args) + len(self.func.outputs)
+        entry_type = self.entry.function_type
+        wrapper = ir.Function(self.module, entry_type, f"{self.entry.name}.boxed")
+        b = ir.IRBuilder(wrapper.append_basic_block("entry"))
+        offset = ir.Constant(I64, self.options.array_data_offset)
+        pointers = []
+        for obj, param in zip(wrapper.args[:arrays], self.entry.args):
+            obj.name = f"{param.name}.array"
+            field = b.gep(obj, [offset], inbounds=True, source_etype=I8)
+            pointers.append(b.load(field, typ=PTR, align=8, name=param.name))
+        b.call(self.entry, pointers + list(wrapper.args[arrays:]))
+        b.ret_void()
+        return wrapper.name
 
 
 VIEW_OPS = ("transpose", "broadcast_to", "slice", "reshape")  # may read their operand in place

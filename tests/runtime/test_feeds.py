@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from tflc import Error
+from tflc.runtime.feeds import QuickCheck
 
 X = np.ones((2, 3), np.float32)
 Y = np.zeros((2, 2), np.float32)
@@ -82,3 +83,31 @@ def test_nothing_runs_when_a_feed_is_wrong(model):
     before = model.params["W"].copy()
     error(model, "swap", x=np.ones((2, 4)))  # swap needs no feed, but x is checked anyway
     np.testing.assert_array_equal(model.params["W"], before)
+
+
+def test_quick_check_takes_only_the_usual_feeds(toy):
+    """The fast path sees exactly the entry's inputs as C-ordered arrays of their dtypes and
+    shapes, and gives the dims' sizes; anything else goes to the full check (None)."""
+    quick = QuickCheck(toy, ["x", "y", "n"])
+    n = np.array(3, np.int32)
+    assert quick({"x": X, "y": Y, "n": n}) == {"N": 2}
+    unusual = [{"x": X, "y": Y},  # a missing input
+               {"x": X, "y": Y, "n": n, "W0": X[:, :2]},  # an input this entry does not take
+               {"x": X.tolist(), "y": Y, "n": n},  # a list
+               {"x": X.astype(np.float64), "y": Y, "n": n},  # another dtype
+               {"x": X, "y": Y, "n": 3},  # a Python int
+               {"x": np.ones((3, 2), np.float32).T, "y": Y, "n": n},  # not C-ordered
+               {"x": X[:, :2].copy(), "y": Y, "n": n},  # a wrong static dim
+               {"x": X, "y": Y[:1], "n": n},  # N is 2 from x but 1 from y
+               {"x": X, "y": Y, "n": n.reshape(1)}]  # a wrong rank
+    for feeds in unusual:
+        assert quick(feeds) is None, feeds
+
+
+def test_every_feed_the_quick_check_declines_is_still_checked(model):
+    """Declined feeds run through the full check: converted, or reported."""
+    want = model.run("h", x=X)
+    np.testing.assert_array_equal(model.run("h", x=X.tolist()), want)
+    np.testing.assert_array_equal(model.run("h", x=np.asfortranarray(X)), want)
+    assert error(model, "h", x=X[:, :2].copy()).message.startswith(
+        "input 'x' expects f32[N,3], but was fed shape [2, 2]")

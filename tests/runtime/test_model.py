@@ -8,7 +8,7 @@ import pytest
 import tflc
 from tflc import Error, Model
 from tflc.runtime.backends import DEFAULT_BACKEND
-from tflc.runtime.model import counter_value
+from tflc.runtime.model import counter_value, unaliased
 
 X = np.arange(6, dtype=np.float32).reshape(2, 3)
 Y = np.ones((2, 2), np.float32)
@@ -125,3 +125,19 @@ def test_dump_shows_an_entry_after_any_pass():
     assert "// ----- after autodiff -----" in every and "// ----- after fuse -----" in every
     with pytest.raises(tflc.Error, match="no pass 'fusee'"):
         model.dump(fetch="accuracy", after="fusee")
+
+
+def test_unaliased_copies_exactly_what_shares_memory():
+    fed, fresh = np.zeros((2, 4)), np.zeros((2, 4))
+    assert unaliased(fresh, [fed]) is fresh
+    for result, arrays in [(fed, [fresh, fed]),
+                           (fed, [fed[1:]]),  # an argument is a view of the result
+                           (fed.T, [fed]),  # the result is a view of an argument
+                           (fed[:, 1:][1:], [fed[1]])]:  # views of views
+        kept = unaliased(result, arrays)
+        assert kept is not result and not any(np.shares_memory(kept, a) for a in arrays)
+        np.testing.assert_array_equal(kept, result)
+    read_only = fresh.view()
+    read_only.flags.writeable = False
+    assert unaliased(read_only, []) is not read_only
+    assert unaliased(read_only, [], stored=True) is read_only
