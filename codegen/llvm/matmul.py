@@ -17,7 +17,7 @@ does not depend on which path computed it, nor on the batch size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -94,13 +94,12 @@ def insert_unit_dim(layout: Layout, position: int) -> Layout:
 
 
 def choose_tiling(width: int, columns: Dim) -> Tiling:
-    """Two full vectors across, unless C is known to be narrower: then the widest tile that
-    fits (a 10-class output gets 8-wide tiles rather than none)."""
-    tiling = Tiling(width=width)
-    while isinstance(columns, int) and tiling.columns > columns and tiling.width > 1:
-        tiling = Tiling(width=tiling.width, vectors=1) if tiling.vectors > 1 else \
-            Tiling(width=tiling.width // 2, vectors=1)
-    return tiling
+    """Two vectors across and six rows; where C is known to be at most one vector wide (a
+    10-class output), one masked vector across and twelve rows, so that the lanes past C's
+    width are at most half the work."""
+    if isinstance(columns, int) and columns <= width:
+        return Tiling(width=width, rows=12, vectors=1)
+    return Tiling(width=width)
 
 
 def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -> None:
@@ -118,20 +117,20 @@ def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -
     with loop_nest(k, batch_shape, batch_ops, prefix="batch", inner_loops=True) as \
             (starts, _):
         gemm = Gemm(k, out, a, b, starts, k.dim(m), k.dim(n), k.dim(depth))
-        zero = ir.Constant(I64, 0)
         first, last = k.chunk(gemm.m, main.rows)  # this thread's rows
         if not tiled:
-            gemm.simple(first, last, zero, gemm.n)
+            gemm.simple(first, last, ir.Constant(I64, 0), gemm.n)
             return
-        m_tiled = k.b.add(first, gemm.round_down(k.b.sub(last, first), main.rows))
-        n_tiled = gemm.round_down(gemm.n, main.columns)
-        rows, columns = (first, m_tiled), (zero, n_tiled)
-        below, right = (m_tiled, last), (n_tiled, gemm.n)
-        # the edges with narrower tiles: one column (scalars) and/or one row
-        gemm.tiled(rows, columns, main)
-        gemm.tiled(rows, right, Tiling(width=1, rows=main.rows, vectors=1))
-        gemm.tiled(below, columns, Tiling(width=main.width, rows=1, vectors=main.vectors))
-        gemm.tiled(below, right, Tiling(width=1, rows=1, vectors=1))
+        start = k.b.add(first, gemm.round_down(k.b.sub(last, first), main.rows))
+        gemm.tiled((first, start), main)
+        # the rows left (fewer than a tile's): one tile each of 8, 4, 2, 1 rows as they fit,
+        # since a one-row tile waits on its single accumulator's FMA latency every step
+        for rows in (8, 4, 2, 1):
+            if rows < main.rows:
+                fits = k.b.icmp_unsigned(">=", k.b.sub(last, start), ir.Constant(I64, rows))
+                end = k.b.select(fits, k.b.add(start, ir.Constant(I64, rows)), start)
+                gemm.tiled((start, end), replace(main, rows=rows))
+                start = end
 
 
 class Gemm:
@@ -176,9 +175,11 @@ class Gemm:
                     step = multiply_add(s, a_ik, b_kj, s.load(c_ptr, dtype), dtype, self.c.name)
                     s.store(step, c_ptr, dtype)
 
-    def tiled(self, rows: tuple, columns: tuple, tiling: Tiling) -> None:
-        """C[rows, columns] (ranges whose sizes are multiples of the tile's) by tiles, k in
-        blocks of `depth` (outermost)."""
+    def tiled(self, rows: tuple, tiling: Tiling) -> None:
+        """C[rows, :] (a range whose size is a multiple of the tile's rows) by tiles: k in blocks
+        of `depth` (outermost), then the columns of B a tile covers (its slice of the block
+        stays in L1 while every row tile uses it), then the rows. The tiles of the last columns,
+        when C's width is not a whole number of tiles, load and store under lane masks."""
         b, k, dtype = self.b, self.k, self.dtype
         vector = ir.VectorType(llvm_type(dtype), tiling.width)
         accumulators = [[k.setup.alloca(vector, name=f"acc{r}.{v}")
@@ -189,51 +190,100 @@ class Gemm:
         blocks = b.select(b.icmp_unsigned("==", blocks, ir.Constant(I64, 0)),
                           ir.Constant(I64, 1), blocks)
         row_tiles = b.udiv(b.sub(rows[1], rows[0]), ir.Constant(I64, tiling.rows))
-        col_tiles = b.udiv(b.sub(columns[1], columns[0]), ir.Constant(I64, tiling.columns))
+        columns = ir.Constant(I64, tiling.columns)
+        full_tiles = b.udiv(self.n, columns)
+        edge_start = b.mul(full_tiles, columns)
+        edge = b.sub(self.n, edge_start)  # columns left after the full tiles
+
+        def tile_rows(j, masks):
+            with for_range(b, row_tiles, "ib", as_written=True) as ib:
+                i = b.add(rows[0], b.mul(ib, ir.Constant(I64, tiling.rows)))
+                self.tile(i, j, kb, k_start, k_count, accumulators, tiling, masks)
+
         with for_range(b, blocks, "kb", as_written=True) as kb:
             k_start = b.mul(kb, block)
             k_count = b.select(b.icmp_unsigned("<", b.sub(self.depth, k_start), block),
                                b.sub(self.depth, k_start), block)
-            with for_range(b, row_tiles, "ib", as_written=True) as ib:
-                i = b.add(rows[0], b.mul(ib, ir.Constant(I64, tiling.rows)))
-                with for_range(b, col_tiles, "jb", as_written=True) as jb:
-                    j = b.add(columns[0], b.mul(jb, ir.Constant(I64, tiling.columns)))
-                    self.tile(i, j, kb, k_start, k_count, accumulators, vector, tiling)
+            with for_range(b, full_tiles, "jb", as_written=True) as jb:
+                tile_rows(b.mul(jb, columns), None)
+            with b.if_then(b.icmp_unsigned("!=", edge, ir.Constant(I64, 0))):
+                tile_rows(edge_start, lane_masks(b, edge, tiling))
 
-    def tile(self, i, j, kb, k_start, k_count, accumulators, vector, tiling) -> None:
-        """One tile: start from C (or -0.0 in the first block), k_count FMA steps, store."""
+    def tile(self, i, j, kb, k_start, k_count, accumulators, tiling, masks) -> None:
+        """One tile: start from C (or -0.0 in the first block), k_count FMA steps, store. With
+        `masks` (one per vector), only the lanes they set are read or written."""
         b, k, s = self.b, self.k, self.s
         width = tiling.width
-        c_ptrs = [[element(k, self.c, self.offset(self.c0, b.add(i, ir.Constant(I64, r)),
+        vector = ir.VectorType(llvm_type(self.dtype), width)
+        masks = masks or [None] * tiling.vectors
+
+        def c_pointer(r, v):
+            return element(k, self.c, self.offset(self.c0, b.add(i, ir.Constant(I64, r)),
                                                   self.c_si, b.add(j, ir.Constant(I64, v * width)),
                                                   self.c_sj))
-                   for v in range(tiling.vectors)] for r in range(tiling.rows)]
+
         with b.if_else(b.icmp_unsigned("==", kb, ir.Constant(I64, 0))) as (first, later):
             with first:
                 for row in accumulators:
                     for acc in row:
                         b.store(ir.Constant(vector, [-0.0] * width), acc)
             with later:
-                for row, ptrs in zip(accumulators, c_ptrs):
-                    for acc, ptr in zip(row, ptrs):
-                        b.store(b.load(ptr, typ=vector, align=BYTES[self.dtype]), acc)
+                for r, row in enumerate(accumulators):
+                    for v, acc in enumerate(row):
+                        b.store(load_vector(s, c_pointer(r, v), self.dtype, width, masks[v]), acc)
         with for_range(b, k_count, "k", as_written=True) as k_local:
             kk = b.add(k_start, k_local)
             b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
-            b_vectors = [b.load(element(k, self.b_, b.add(b_row, ir.Constant(I64, v * width))),
-                                typ=vector, align=BYTES[self.dtype], name=self.b_.name)
-                         for v in range(tiling.vectors)]
+            b_vectors = [load_vector(s, element(k, self.b_, b.add(b_row, ir.Constant(I64, v * width))),
+                                     self.dtype, width, mask, self.b_.name)
+                         for v, mask in enumerate(masks)]
             for r, row in enumerate(accumulators):
                 a_ptr = element(k, self.a, self.offset(self.a0, b.add(i, ir.Constant(I64, r)),
                                                        self.a_si, kk, self.a_sk))
                 a_value = splat(b, s.load(a_ptr, self.dtype, self.a.name), vector)
                 for acc, b_vector in zip(row, b_vectors):
                     step = vector_fma(s, a_value, b_vector, b.load(acc, typ=vector), self.dtype,
-                                      tiling.width)
+                                      width)
                     b.store(step, acc)
-        for row, ptrs in zip(accumulators, c_ptrs):
-            for acc, ptr in zip(row, ptrs):
-                b.store(b.load(acc, typ=vector, name=self.c.name), ptr, align=BYTES[self.dtype])
+        for r, row in enumerate(accumulators):
+            for v, acc in enumerate(row):
+                store_vector(s, b.load(acc, typ=vector, name=self.c.name), c_pointer(r, v),
+                             self.dtype, masks[v])
+
+
+def lane_masks(b: ir.IRBuilder, count: ir.Value, tiling: Tiling) -> list[ir.Value]:
+    """For each vector of a tile, which of its lanes are among the first `count` columns."""
+    lanes = ir.VectorType(I32, tiling.width)
+    limit = splat(b, b.trunc(count, I32), lanes)
+    return [b.icmp_unsigned("<", ir.Constant(lanes, [v * tiling.width + lane
+                                                    for lane in range(tiling.width)]), limit)
+            for v in range(tiling.vectors)]
+
+
+def load_vector(s: Scalar, ptr: ir.Value, dtype: str, width: int, mask: ir.Value | None,
+                name: str = "") -> ir.Value:
+    """`width` elements from memory; under a mask, zeros in the lanes it leaves out, which are
+    not read (the masked intrinsics take the alignment as the pointer's attribute)."""
+    vector = ir.VectorType(llvm_type(dtype), width)
+    if mask is None:
+        return s.b.load(ptr, typ=vector, align=BYTES[dtype], name=name)
+    load = s.function(f"llvm.masked.load.v{width}{dtype}.p0", vector,
+                      [ptr.type, mask.type, vector])
+    call = s.b.call(load, [ptr, mask, ir.Constant(vector, None)], name=name, arg_attrs={0: ()})
+    call.arg_attributes[0].align = BYTES[dtype]
+    return call
+
+
+def store_vector(s: Scalar, value: ir.Value, ptr: ir.Value, dtype: str,
+                 mask: ir.Value | None) -> None:
+    """A vector to memory; under a mask, only the lanes it sets."""
+    if mask is None:
+        s.b.store(value, ptr, align=BYTES[dtype])
+        return
+    store = s.function(f"llvm.masked.store.v{value.type.count}{dtype}.p0", ir.VoidType(),
+                       [value.type, ptr.type, mask.type])
+    call = s.b.call(store, [value, ptr, mask], arg_attrs={1: ()})
+    call.arg_attributes[1].align = BYTES[dtype]
 
 
 def splat(b: ir.IRBuilder, value: ir.Value, vector: ir.VectorType) -> ir.Value:

@@ -83,6 +83,24 @@ def test_same_bits_for_avx2_code(monkeypatch):
             np.testing.assert_array_equal(got, want)
 
 
+def test_arrays_go_in_as_objects_or_as_addresses(monkeypatch):
+    """The entry reads each array's data pointer at the offset checked in this process; where
+    none checks out, the module has no `.boxed` entry and the caller passes addresses."""
+    assert jit.array_data_offset() == object.__basicsize__
+    func = softmax_classifier()
+    boxed = compile(func, cache=False)
+    assert boxed.signature.boxed == f"{func.name}.boxed"
+    monkeypatch.setattr(jit, "array_data_offset", lambda: None)
+    by_address = compile(func, cache=False)
+    assert by_address.signature.boxed is None
+    w = (RNG.standard_normal((784, 10)) * 0.05).astype(np.float32)
+    bias = RNG.standard_normal(10).astype(np.float32)
+    for n in (1, 7):
+        args = [RNG.random((n, 784), dtype=np.float32), w, bias, RNG.integers(0, 10, n)]
+        for want, got in zip(boxed({"N": n}, args), by_address({"N": n}, args)):
+            np.testing.assert_array_equal(got, want)
+
+
 SGD = """
 model sgd
 input x: f32[N, 8]

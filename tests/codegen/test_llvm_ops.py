@@ -283,6 +283,31 @@ def test_matmul_tiles_edges_and_blocks(dtype):
             np.testing.assert_allclose(g, want, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("columns", [1, 9, 10, 16, 17, 31, 33, 50])
+def test_matmul_every_tile_shape_gives_the_same_bits(columns):
+    """C's width decides the tiles (one masked vector across up to a vector's width, two
+    vectors above it, a masked tile at the right edge) and the rows left below the full tiles
+    take tiles of 8, 4, 2 and 1 rows: every element is still summed in k order, so each row
+    of C has the bits it has when it is computed alone."""
+    def build(b, v):
+        return {"c": b.emit("matmul", v["a"], v["b"]),
+                "ct": b.emit("matmul", b.emit("transpose", v["at"]), v["b"])}
+
+    func = function({"a": ("f32", ("N", 300)), "at": ("f32", (300, "N")),
+                     "b": ("f32", (300, columns))}, build)
+    compiled = compile(func)
+    rng = np.random.default_rng(columns)
+    b = rng.standard_normal((300, columns), dtype=np.float32)
+    a = rng.standard_normal((25, 300), dtype=np.float32)
+    alone = np.concatenate([compiled({"N": 1}, [a[i:i + 1], np.ascontiguousarray(a[i:i + 1].T),
+                                                 b])[0] for i in range(len(a))])
+    for rows in (2, 3, 5, 7, 12, 13, 19, 25):
+        c, ct = compiled({"N": rows}, [a[:rows], np.ascontiguousarray(a[:rows].T), b])
+        np.testing.assert_array_equal(c, alone[:rows])
+        np.testing.assert_array_equal(ct, alone[:rows])
+    np.testing.assert_allclose(alone, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
 def test_matmul_of_transposed_views():
     """Transposed operands, and N as the inner dim (a weight gradient): N = 0 gives zeros."""
     def build(b, v):
