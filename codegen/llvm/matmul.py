@@ -6,11 +6,14 @@ does not depend on which path computed it, nor on the batch size.
 
 - The tiled path (floats): C is cut into tiles of `rows` x `vectors * width` elements kept in
   vector registers while k runs over a block of `depth` steps: each step broadcasts one element
-  of A per row and loads `vectors` vectors of B's row. Blocks of k are the outer loop, so the
-  block of B they touch stays in cache while all tiles use it (cache blocking); each tile's
-  partial sums go back to C between blocks. The edges beside the last full tiles take narrower
-  tiles (one row; one column of scalars). A B whose rows are not contiguous is copied dense
-  first (`packed_type`).
+  of A per row and loads `vectors` vectors of B's row. Blocks of k are the outermost loop, then
+  the column panels of B, then the row tiles, so the panel's slice of the block (about half of
+  L1) stays in cache while every row tile uses it; each tile's partial sums go back to C between
+  blocks. The columns past the last full panel take one tile under lane masks (masked loads and
+  stores: never touching memory past C's or B's rows); the rows past the last full tile take
+  tiles of 8, 4, 2 and 1 rows. A C at most one vector wide (a 10-class output) gets tiles of 12
+  rows by one masked vector. A B whose rows are not contiguous is copied dense first
+  (`packed_type`).
 - The simple path (integers, a 1-D B): i-k-j loops, the innermost along rows of B and C, which
   LLVM vectorises where they are contiguous.
 """
