@@ -141,3 +141,28 @@ def test_unaliased_copies_exactly_what_shares_memory():
     read_only.flags.writeable = False
     assert unaliased(read_only, []) is not read_only
     assert unaliased(read_only, [], stored=True) is read_only
+
+
+LINEAR = """
+model linear
+input x: f32[N, 3]
+input y: f32[N, 2]
+param W: f32[3, 2] = glorot_uniform()
+out = x @ W
+loss = mean((out - y) ** 2)
+train step = sgd(loss, lr=0.1)
+"""
+
+
+def test_entries_loaded_from_the_cache_each_run_their_own_code(tmp_path, monkeypatch):
+    """Every entry's code is named after the model (`@model`): two loaded from the cache into
+    one process must still each run their own."""
+    monkeypatch.setenv("TFLC_CACHE_DIR", str(tmp_path))
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    results = []
+    for _ in range(2):  # compiled into the cache, then loaded from it
+        model = tflc.loads(LINEAR, "linear.tfl", backend="llvm")
+        model.run("step", x=x, y=y)
+        results.append((model.run("out", x=x), model.params["W"].copy()))
+    for got, want in zip(*results):
+        np.testing.assert_array_equal(got, want)
