@@ -97,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = commands.add_parser(
         "cache", help="show or clear the compile cache",
-        description="The llvm backend caches object code on disk (TFLC_CACHE_DIR, else "
-                    "~/.cache/tflc): `info` shows where and how much, `clear` empties it.")
+        description="tflc keeps parsed models and the llvm backend's compiled code on disk "
+                    "(TFLC_CACHE_DIR, else ~/.cache/tflc): `info` shows where and how much, "
+                    "`clear` empties it.")
     cache.add_argument("action", choices=("info", "clear"))
     cache.set_defaults(command=cmd_cache)
 
@@ -338,13 +339,15 @@ def cmd_graph(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .codegen.llvm import cache
+    from .ir import diskcache
 
     if args.action == "clear":
-        print(f"removed {cache.clear()} entries from {cache.directory()}")
+        print(f"removed {diskcache.clear()} entries from {diskcache.directory()}")
     else:
-        info = cache.info()
-        print(f"{info['directory']}: {info['entries']} entries, {info['bytes']:,} bytes")
+        info = diskcache.info()
+        kinds = ", ".join(f"{count} {kind}" for kind, count in info["kinds"].items())
+        print(f"{info['directory']}: {info['entries']} entries{f' ({kinds})' if kinds else ''}, "
+              f"{info['bytes']:,} bytes")
     return 0
 
 

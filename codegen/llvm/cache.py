@@ -1,17 +1,17 @@
-"""The compile cache: object code on disk, so that compiling the same function again on the same
+"""The compile cache: compiled code on disk, so that compiling the same function again on the same
 machine only loads it (a few milliseconds instead of O3 and instruction selection).
 
-Where: `TFLC_CACHE_DIR`, else `~/.cache/tflc`; one file per compiled function,
-`llvm-<key>.bin`. The key is a SHA-256 of everything that changes the code: the function's IR
-text (it prints everything the function holds: print → parse → print is identical), the
-options, the target (triple, CPU name, features), the LLVM, llvmlite and tflc versions, and the
-source of this backend (so that changing the code generator never loads stale code).
+Where: the cache directory (ir/diskcache.py: `TFLC_CACHE_DIR`, else `~/.cache/tflc`), one file
+per compiled function, `llvm-<key>.bin`. The key is a SHA-256 of everything that changes the
+code: the function's IR text (it prints everything the function holds: print → parse → print is
+identical), the options, the target (triple, CPU name, features), the LLVM, llvmlite and tflc
+versions, and the source of this backend (so that changing the code generator never loads stale
+code).
 
-An entry is a magic line, a JSON header (the entry function's signature, the object code's
-length and SHA-256), then the object code. An entry that does not check out (truncated,
-corrupt, another format) is never loaded: it is compiled again and overwritten. Entries are
-written to a temporary file and renamed into place, so processes sharing the cache never read
-a partial entry; two writing the same key write the same bytes.
+An entry is a magic line, a JSON header (the entry function's signature, the lengths of what
+follows), the object code, then the same code linked into a shared library where the machine
+has a linker (loading.py). diskcache checks a whole entry before it is used: one that does not
+check out (truncated, corrupt, another format) is compiled again and overwritten, never loaded.
 """
 
 from __future__ import annotations
@@ -19,31 +19,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import llvmlite
-import llvmlite.binding as llvm
 
+from ...ir import diskcache
 from ...ir.core import Function
 from ...ir.printer import print_function
+from ...version import __version__
 from .lower import Options, Signature
 from .target import Target
 
-MAGIC = b"tflc llvm object 1\n"
+MAGIC = b"tflc llvm code 2\n"
 
 
 @dataclass(frozen=True)
 class Entry:
     signature: Signature
     object_code: bytes
-
-
-def directory() -> Path:
-    return Path(os.environ.get("TFLC_CACHE_DIR") or Path.home() / ".cache" / "tflc")
+    library: bytes | None = None  # the object code linked into a shared library
 
 
 def key(func: Function, target: Target, options: Options) -> str:
@@ -51,21 +47,12 @@ def key(func: Function, target: Target, options: Options) -> str:
         "function": print_function(func),
         "options": dataclasses.asdict(options),
         "target": [target.triple, target.cpu, target.features],
-        "llvm": list(llvm.llvm_version_info),
+        "llvm": target.llvm,
         "llvmlite": llvmlite.__version__,
-        "tflc": tflc_version(),
+        "tflc": __version__,
         "backend": backend_source_hash(),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
-
-
-@cache
-def tflc_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("tflc")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 @cache
@@ -79,15 +66,14 @@ def backend_source_hash() -> str:
     return digest.hexdigest()
 
 
-def path_of(cache_key: str) -> Path:
-    return directory() / f"llvm-{cache_key}.bin"
+def file_name(cache_key: str) -> str:
+    return diskcache.file_name("llvm", cache_key)
 
 
 def load(cache_key: str) -> Entry | None:
     """The entry for the key, or None if there is none or it does not check out."""
-    try:
-        data = path_of(cache_key).read_bytes()
-    except OSError:
+    data = diskcache.read(file_name(cache_key))
+    if data is None:
         return None
     try:
         return decode(data)
@@ -96,27 +82,14 @@ def load(cache_key: str) -> Entry | None:
 
 
 def save(cache_key: str, entry: Entry) -> None:
-    """Writes the entry atomically; a cache that cannot be written is only slower, not an error."""
-    folder = directory()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".llvm-", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as f:
-                f.write(encode(entry))
-            os.replace(temporary, path_of(cache_key))
-        except BaseException:
-            os.unlink(temporary)
-            raise
-    except OSError:
-        pass
+    diskcache.write(file_name(cache_key), encode(entry))
 
 
 def encode(entry: Entry) -> bytes:
+    library = entry.library or b""
     header = {"signature": dataclasses.asdict(entry.signature),
-              "object_bytes": len(entry.object_code),
-              "object_sha256": hashlib.sha256(entry.object_code).hexdigest()}
-    return MAGIC + json.dumps(header).encode() + b"\n" + entry.object_code
+              "object_bytes": len(entry.object_code), "library_bytes": len(library)}
+    return MAGIC + json.dumps(header).encode() + b"\n" + entry.object_code + library
 
 
 def decode(data: bytes) -> Entry:
@@ -124,29 +97,14 @@ def decode(data: bytes) -> Entry:
         raise ValueError("not a tflc llvm cache entry")
     header_end = data.index(b"\n", len(MAGIC))
     header = json.loads(data[len(MAGIC):header_end])
-    object_code = data[header_end + 1:]
-    if len(object_code) != header["object_bytes"] or \
-            hashlib.sha256(object_code).hexdigest() != header["object_sha256"]:
-        raise ValueError("the object code does not match its header")
-    s = header["signature"]
-    signature = Signature(
-        entry=s["entry"], dims=tuple(s["dims"]), args=tuple(s["args"]),
-        outputs=tuple((tuple(shape), dtype) for shape, dtype in s["outputs"]),
-        scratch=tuple(s["scratch"]), in_place=tuple(tuple(pair) for pair in s["in_place"]))
-    return Entry(signature, object_code)
+    code = data[header_end + 1:]
+    object_bytes, library_bytes = header["object_bytes"], header["library_bytes"]
+    if len(code) != object_bytes + library_bytes:
+        raise ValueError("the code does not match its header")
+    signature = Signature(**{name: _tuples(value) for name, value in header["signature"].items()})
+    return Entry(signature, code[:object_bytes], code[object_bytes:] or None)
 
 
-def info() -> dict:
-    """What `tflc cache info` shows: the directory, its entries and their bytes."""
-    entries = sorted(directory().glob("llvm-*.bin"))
-    return {"directory": str(directory()), "entries": len(entries),
-            "bytes": sum(p.stat().st_size for p in entries)}
-
-
-def clear() -> int:
-    """Removes every entry (`tflc cache clear`); returns how many there were."""
-    removed = 0
-    for path in directory().glob("llvm-*.bin"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
+def _tuples(value):
+    """JSON's lists back into the signature's tuples."""
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value

@@ -1,5 +1,5 @@
-"""Compiling a function to object code (or finding it in the cache), loading it with MCJIT, and
-calling its entry function from Python."""
+"""Compiling a function to object code (or finding it in the cache), loading it (loading.py: a
+shared library, or MCJIT), and calling its entry function from Python."""
 
 from __future__ import annotations
 
@@ -10,17 +10,21 @@ import sys
 import threading
 import time
 import weakref
+from typing import TYPE_CHECKING
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from ...ir.core import Function
 from ...ir.errors import Error
 from ...ir.types import NUMPY_DTYPES, eval_dim
 from . import cache as compile_cache
+from . import loading
 from . import threads as threads_module
 from .lower import Options, lower, threads_global
 from .target import Target, host, optimize
+
+if TYPE_CHECKING:
+    import llvmlite.binding as llvm
 
 EMIT_KINDS = ("llvm", "llvm-opt", "asm")
 
@@ -45,19 +49,26 @@ def array_data_offset() -> int | None:
 
 def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:
     """The verified, unoptimised LLVM module of `func`."""
+    import llvmlite.binding as llvm
+
     module = llvm.parse_assembly(str(lower(func, target, options).module))
     module.verify()
     return module
 
 
-def object_code(func: Function, target: Target, options: Options) -> compile_cache.Entry:
-    """Lowered, verified, optimised at O3 and compiled for the host."""
+def object_code(func: Function, target: Target, options: Options,
+                link: bool = False) -> compile_cache.Entry:
+    """Lowered, verified, optimised at O3 and compiled for the host; with `link`, also linked
+    into a shared library where the machine can (loading.py)."""
+    import llvmlite.binding as llvm
+
     lowered = lower(func, target, options)
     module = llvm.parse_assembly(str(lowered.module))
     module.verify()
     machine = target.machine()
     optimize(module, machine)
-    return compile_cache.Entry(lowered.signature, machine.emit_object(module))
+    code = machine.emit_object(module)
+    return compile_cache.Entry(lowered.signature, code, loading.link(code) if link else None)
 
 
 def emit(func: Function, kind: str = "llvm", *, fast_math: bool = False) -> str:
@@ -88,7 +99,7 @@ def compile(func: Function, *, fast_math: bool = False, threads: int | None = No
     entry = compile_cache.load(cache_key) if cache else None
     how = "loaded from the cache"
     if entry is None:
-        entry = object_code(func, target, options)
+        entry = object_code(func, target, options, link=cache)  # a library loads without LLVM
         how = "compiled (not in the cache)" if cache else "compiled (cache off)"
         if cache:
             compile_cache.save(cache_key, entry)
@@ -112,25 +123,19 @@ class Compiled:
 
     def __init__(self, entry: compile_cache.Entry, target: Target):
         self.signature = signature = entry.signature
-        # MCJIT wants a module: an empty one, then the object code
-        empty = llvm.parse_assembly("")
-        empty.triple, empty.data_layout = target.triple, target.data_layout
-        self._machine = target.machine()  # owned by the engine, kept alive with it
-        self._engine = engine = llvm.create_mcjit_compiler(empty, self._machine)
-        engine.add_object_file(llvm.ObjectFileRef.from_data(entry.object_code))
-        engine.finalize_object()
+        self._code = code = loading.load(entry.object_code, entry.library, target)
         # arrays go in as they are where the module reads their data pointers (lower.py)
         array = ctypes.py_object if signature.boxed else ctypes.c_void_p
         prototype = ctypes.CFUNCTYPE(None, *[array] * (len(signature.args) + len(signature.outputs)),
                                      ctypes.c_void_p, *[ctypes.c_int64] * len(signature.dims))
-        self._entry = prototype(engine.get_function_address(signature.boxed or signature.entry))
+        self._entry = prototype(code.address(signature.boxed or signature.entry))
         self._boxed = signature.boxed is not None
         self._local = threading.local()
         self._out_dtypes = [NUMPY_DTYPES[dtype] for _, dtype in signature.outputs]
         in_place = dict(signature.in_place)  # the argument each output is written into, if any
         self._written_in = [in_place.get(i) for i in range(len(signature.outputs))]
         self._layouts: dict[tuple[int, ...], tuple] = {}
-        count_address = engine.get_global_value_address(threads_global(signature.entry))
+        count_address = code.address(threads_global(signature.entry))
         self._thread_count = ctypes.c_int32.from_address(count_address)
         LIVE.add(self)
 

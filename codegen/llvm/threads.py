@@ -16,27 +16,37 @@ spinning while the libraries unload). docs/llvm.md has the numbers.
 
 from __future__ import annotations
 
-import ctypes.util
+import ctypes
 import os
 from functools import cache
-
-import llvmlite.binding as llvm
 
 from ...ir.errors import Error
 
 
 @cache
 def runtime() -> bool:
-    """Loads libgomp into the process, where MCJIT finds its symbols; False if it is missing
-    (kernels then run on one thread)."""
+    """Loads libgomp into the process with its symbols global, where the compiled code finds
+    them (loaded by MCJIT or as a shared library); False if it is missing (kernels then run on
+    one thread)."""
     if "OMP_WAIT_POLICY" not in os.environ:  # read by libgomp when it loads
         os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     try:
-        llvm.load_library_permanently(ctypes.util.find_library("gomp") or "libgomp.so.1")
-    except RuntimeError:
+        _load_gomp()
+    except OSError:
         return False
     os.register_at_fork(after_in_child=_forked)
     return True
+
+
+def _load_gomp() -> None:
+    """By its usual name, else where ctypes.util.find_library finds it (it runs ldconfig: a few
+    milliseconds)."""
+    try:
+        ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        from ctypes.util import find_library
+
+        ctypes.CDLL(find_library("gomp") or "libgomp.so.1", mode=ctypes.RTLD_GLOBAL)
 
 
 # libgomp cannot start threads in a process forked from one that used them: the child's first

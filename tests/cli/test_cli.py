@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from tflc import cli
+from tflc.ir import diskcache
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 HELLO = str(EXAMPLES / "hello.tfl")
@@ -224,6 +225,9 @@ def test_cache_info_and_clear(capsys, tiny, tmp_path, monkeypatch):
     assert tflc(capsys, "run", tiny, "--backend", "llvm", "--fetch", "total",
                 "--feed", "x=[1, 2]")[0] == 0
     code, out, _ = tflc(capsys, "cache", "info")
-    assert code == 0 and out.startswith(f"{tmp_path / 'cache'}: 1 entries, ")
-    assert tflc(capsys, "cache", "clear")[1] == f"removed 1 entries from {tmp_path / 'cache'}\n"
+    entries = diskcache.info()["entries"]
+    assert code == 0 and out.startswith(f"{tmp_path / 'cache'}: {entries} entries (")
+    assert "1 llvm" in out  # the compiled entry; the parsed model and the host are kept too
+    assert tflc(capsys, "cache", "clear")[1] == \
+        f"removed {entries} entries from {tmp_path / 'cache'}\n"
     assert ": 0 entries, 0 bytes" in tflc(capsys, "cache", "info")[1]

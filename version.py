@@ -1,0 +1,3 @@
+"""tflc's version, kept in this one place (pyproject.toml reads it from here)."""
+
+__version__ = "0.1.0"
