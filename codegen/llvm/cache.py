@@ -29,7 +29,7 @@ from ...ir import diskcache
 from ...ir.core import Function
 from ...ir.printer import print_function
 from ...version import __version__
-from .lower import Options, Signature
+from .abi import Options, Signature
 from .target import Target
 
 MAGIC = b"tflc llvm code 2\n"

@@ -20,7 +20,7 @@ from ...ir.types import NUMPY_DTYPES, eval_dim
 from . import cache as compile_cache
 from . import loading
 from . import threads as threads_module
-from .lower import Options, lower, threads_global
+from .abi import Options, threads_global
 from .target import Target, host, optimize
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ def build(func: Function, target: Target, options: Options) -> llvm.ModuleRef:
     """The verified, unoptimised LLVM module of `func`."""
     import llvmlite.binding as llvm
 
+    from .lower import lower
+
     module = llvm.parse_assembly(str(lower(func, target, options).module))
     module.verify()
     return module
@@ -61,6 +63,8 @@ def object_code(func: Function, target: Target, options: Options,
     """Lowered, verified, optimised at O3 and compiled for the host; with `link`, also linked
     into a shared library where the machine can (loading.py)."""
     import llvmlite.binding as llvm
+
+    from .lower import lower
 
     lowered = lower(func, target, options)
     module = llvm.parse_assembly(str(lowered.module))
@@ -75,6 +79,8 @@ def emit(func: Function, kind: str = "llvm", *, fast_math: bool = False) -> str:
     """LLVM IR as generated (`llvm`), after O3 (`llvm-opt`), or the host's assembly (`asm`)."""
     if kind not in EMIT_KINDS:
         raise Error(f"unknown emit kind '{kind}' (one of: {', '.join(EMIT_KINDS)})")
+    from .lower import lower
+
     target = host()
     options = options_for(target, fast_math)
     if kind == "llvm":

@@ -33,9 +33,10 @@ from ...ir.ops.reduce import reduced_axes
 from ...ir.ops.shape import permutation, slice_bounds
 from ...ir.printer import Namer
 from ...ir.registry import REGISTRY, normalize_axis
-from ...ir.types import Dim, TensorType, dim_product, eval_dim
+from ...ir.types import Dim, TensorType, dim_product
 from ...passes.plan_memory import memory_plan
 from . import kernels, matmul, reductions
+from .abi import SCRATCH_ALIGN, Options, Signature, threads_global
 from .debug import DebugInfo
 from .elementwise import SCALAR
 from .fused import lower_fused
@@ -43,45 +44,6 @@ from .kernels import PTR, Buffer, Kernel, Threads, add, evaluate_dim
 from .layout import Layout, contiguous
 from .scalar import BYTES, I8, I32, I64, const, llvm_type
 from .target import Target
-
-SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
-
-
-@dataclass(frozen=True)
-class Options:
-    fast_math: bool = False  # reassociate float sums/products (vectorised reductions)
-    fma: bool = True  # matmul steps and math functions use fused multiply-adds (CPU has FMA)
-    vector_bytes: int = 32  # the widest vector registers (AVX2: 32, AVX-512: 64)
-    masked_tails: bool = False  # loops end with a masked vector step (AVX-512's mask registers)
-    threads: bool = False  # emit kernels that can run on several threads (threads.py)
-    parallel_work: int = 1 << 20  # element operations below which a kernel stays on one thread
-    # where a NumPy array object keeps its data pointer, when the caller checked it (jit.py):
-    # then the module also has an entry taking the arrays themselves (`Signature.boxed`)
-    array_data_offset: int | None = None
-
-
-@dataclass(frozen=True)
-class Signature:
-    """What the caller of the entry function needs to know."""
-
-    entry: str
-    dims: tuple[str, ...]
-    args: tuple[str, ...]  # dtypes
-    outputs: tuple[tuple[tuple[Dim, ...], str], ...]  # (shape, dtype)
-    scratch: tuple[Dim, ...]  # the bytes of each scratch slot, before alignment
-    in_place: tuple[tuple[int, int], ...] = ()  # (output, argument): written into the argument
-    boxed: str | None = None  # the entry taking NumPy arrays for arguments and outputs
-
-    def scratch_bytes(self, sizes: dict[str, int]) -> int:
-        return sum(align(eval_dim(d, sizes)) for d in self.scratch)
-
-
-def threads_global(function: str) -> str:
-    return f"{function}.threads"
-
-
-def align(nbytes: int) -> int:
-    return -(-nbytes // SCRATCH_ALIGN) * SCRATCH_ALIGN
 
 
 @dataclass(frozen=True)
