@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from llvmlite import ir
 
 from ...ir.types import Dim, TensorType, dim_product
-from .kernels import (Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
+from .kernels import (PTR, Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
                       loop_nest)
 from .layout import Layout, collapse
 from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
@@ -110,13 +110,17 @@ def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -
     of each product are divided among the kernel's threads (whole tiles each)."""
     *batch, m, n = out.layout.shape
     depth = a.layout.shape[-1]
+    width = vector_bytes // BYTES[out.dtype]
+    if transposes(out, a, b, width):
+        out, a, b = transposed(out), transposed(b), transposed(a)
+        m, n = n, m
     batch_layouts = [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
                      for op in (out, a, b)]
     batch_shape, batch_layouts = collapse(tuple(batch), batch_layouts)
     batch_ops = [Operand(op.ptr, op.dtype, layout, op.name)
                  for op, layout in zip((out, a, b), batch_layouts)]
-    tiled = is_float(out.dtype) and out.layout.strides[-1] == 1 and b.layout.strides[-1] == 1
-    main = choose_tiling(vector_bytes // BYTES[out.dtype], n)
+    tiled = is_float(out.dtype) and b.layout.strides[-1] == 1
+    main = choose_tiling(width, n)
     with loop_nest(k, batch_shape, batch_ops, prefix="batch", inner_loops=True) as \
             (starts, _):
         gemm = Gemm(k, out, a, b, starts, k.dim(m), k.dim(n), k.dim(depth))
@@ -134,6 +138,24 @@ def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -
                 end = k.b.select(fits, k.b.add(start, ir.Constant(I64, rows)), start)
                 gemm.tiled((start, end), replace(main, rows=rows))
                 start = end
+
+
+def transposes(out: Operand, a: Operand, b: Operand, width: int) -> bool:
+    """Whether to compute C^T = B^T A^T instead: where C is narrower than a vector, so its
+    tiles would leave lanes idle, and A is read down its columns (a transposed activation, as
+    in the last layer's weight gradient h^T @ dz), so that A^T's rows make the vectors, as wide
+    as C is tall. C's tiles are then written down its columns (scatters), once per k block."""
+    m, n = out.layout.shape[-2:]
+    return (is_float(out.dtype) and isinstance(n, int) and n < width
+            and not (isinstance(m, int) and m <= n)
+            and a.layout.strides[-2] == 1 and a.layout.strides[-1] != 1)
+
+
+def transposed(op: Operand) -> Operand:
+    """The operand with its last two dims swapped (a view: strides only)."""
+    shape, strides = op.layout.shape, op.layout.strides
+    layout = Layout(shape[:-2] + shape[:-3:-1], strides[:-2] + strides[:-3:-1], op.layout.offset)
+    return Operand(op.ptr, op.dtype, layout, op.name)
 
 
 class Gemm:
@@ -233,7 +255,7 @@ class Gemm:
             with later:
                 for r, row in enumerate(accumulators):
                     for v, acc in enumerate(row):
-                        b.store(load_vector(s, c_pointer(r, v), self.dtype, width, masks[v]), acc)
+                        b.store(self.load_c(c_pointer(r, v), width, masks[v]), acc)
         with for_range(b, k_count, "k", as_written=True) as k_local:
             kk = b.add(k_start, k_local)
             b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
@@ -250,8 +272,52 @@ class Gemm:
                     b.store(step, acc)
         for r, row in enumerate(accumulators):
             for v, acc in enumerate(row):
-                store_vector(s, b.load(acc, typ=vector, name=self.c.name), c_pointer(r, v),
-                             self.dtype, masks[v])
+                self.store_c(b.load(acc, typ=vector, name=self.c.name), c_pointer(r, v),
+                             masks[v])
+
+    def load_c(self, first: ir.Value, width: int, mask: ir.Value | None) -> ir.Value:
+        """`width` elements of a row of C from `first` on (down a column of the C of a
+        transposed product: gathered)."""
+        if self.c_sj == 1:
+            return load_vector(self.s, first, self.dtype, width, mask)
+        vector = ir.VectorType(llvm_type(self.dtype), width)
+        gather = self.s.function(f"llvm.masked.gather.v{width}{self.dtype}.v{width}p0", vector,
+                                 [ir.VectorType(PTR, width), mask_type(width), vector])
+        pointers = self.lane_pointers(first, width)
+        call = self.b.call(gather, [pointers, all_lanes(mask, width), ir.Constant(vector, None)],
+                           arg_attrs={0: ()})
+        call.arg_attributes[0].align = BYTES[self.dtype]
+        return call
+
+    def store_c(self, value: ir.Value, first: ir.Value, mask: ir.Value | None) -> None:
+        """The inverse of `load_c` (scattered down a column of a transposed product's C)."""
+        if self.c_sj == 1:
+            store_vector(self.s, value, first, self.dtype, mask)
+            return
+        width = value.type.count
+        scatter = self.s.function(f"llvm.masked.scatter.v{width}{self.dtype}.v{width}p0",
+                                  ir.VoidType(), [value.type, ir.VectorType(PTR, width),
+                                                  mask_type(width)])
+        call = self.b.call(scatter, [value, self.lane_pointers(first, width),
+                                     all_lanes(mask, width)], arg_attrs={1: ()})
+        call.arg_attributes[1].align = BYTES[self.dtype]
+
+    def lane_pointers(self, first: ir.Value, width: int) -> ir.Value:
+        """The addresses of `width` elements of a row of C from `first` on."""
+        b, lanes = self.b, ir.VectorType(I64, width)
+        stride = b.mul(self.k.dim(self.c_sj), ir.Constant(I64, BYTES[self.dtype]))
+        steps = b.mul(splat(b, stride, lanes), ir.Constant(lanes, list(range(width))))
+        addresses = b.add(splat(b, b.ptrtoint(first, I64), lanes), steps)
+        return b.inttoptr(addresses, ir.VectorType(PTR, width))
+
+
+def mask_type(width: int) -> ir.VectorType:
+    return ir.VectorType(ir.IntType(1), width)
+
+
+def all_lanes(mask: ir.Value | None, width: int) -> ir.Value:
+    """The mask, or one setting every lane."""
+    return mask if mask is not None else ir.Constant(mask_type(width), [1] * width)
 
 
 def lane_masks(b: ir.IRBuilder, count: ir.Value, tiling: Tiling) -> list[ir.Value]:
