@@ -22,6 +22,7 @@ from ..ir.optimizers import ARGUMENTS as OPTIMIZERS
 from ..ir.optimizers import expand_optimizer
 from ..ir.registry import ShapeError, broadcast_shapes
 from ..ir.types import DTYPES
+from . import cache
 from .builtins import ATTR_KINDS, BUILTINS, INITIALIZERS, Builtin
 from .literals import (
     Weak,
@@ -76,7 +77,12 @@ class Frame:
 
 
 def parse_source(text: str, filename: str = "<string>") -> Module:
-    """The IR module of a `.tfl` program; any mistake in it raises a located `tflc.Error`."""
+    """The IR module of a `.tfl` program; any mistake in it raises a located `tflc.Error`. A
+    program parsed before is read back from the cache directory (cache.py)."""
+    return cache.parsed(text, filename, _parse)
+
+
+def _parse(text: str, filename: str) -> Module:
     source = Source(text, filename)
     builder = ModelBuilder(source)
     try:

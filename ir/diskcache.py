@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from pathlib import Path
 
 MAGIC = b"tflc cache 1 "
@@ -44,6 +43,8 @@ def read(name: str) -> bytes | None:
 
 
 def write(name: str, contents: bytes) -> None:
+    import tempfile  # here: a process that finds everything in the cache never writes
+
     folder = directory()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,6 @@ import _ctypes
 import ctypes
 import os
 import shutil
-import subprocess
-import tempfile
 import weakref
 from functools import cache
 
@@ -42,6 +40,9 @@ def link(object_code: bytes) -> bytes | None:
     cc = linker()
     if cc is None:
         return None
+    import subprocess  # here: a process that loads cached code never links
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="tflc-link-") as folder:
         objects, library = os.path.join(folder, "code.o"), os.path.join(folder, "code.so")
         with open(objects, "wb") as f:
