@@ -1,6 +1,7 @@
 """tflc's cache directory: `TFLC_CACHE_DIR`, else `~/.cache/tflc`. The stages that keep work
-there (the frontend's parsed modules, the LLVM backend's code and its view of the host) name
-their files `<kind>-<key>.bin`, the key a SHA-256 of everything the contents depend on.
+there (the frontend's parsed modules, the passes' entries, the LLVM backend's code and its view
+of the host) name their files `<kind>-<key>.bin`, the key a SHA-256 of everything the contents
+depend on, the code that makes them included (`code_digest`).
 
 Each file starts with a SHA-256 of the rest, so a truncated or damaged file is never used: `read`
 answers None and the caller makes the contents again. Files are written to a temporary file and
@@ -12,8 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
+import sys
+from collections.abc import Callable
+from functools import cache
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MAGIC = b"tflc cache 1 "
 NAME = re.compile(r"[a-z]+-[0-9a-f]{64}\.bin")
@@ -58,6 +66,38 @@ def write(name: str, contents: bytes) -> None:
             raise
     except OSError:
         pass
+
+
+def remembered(kind: str, key: str, make: Callable[[], T], expected: type[T]) -> T:
+    """`make()`, or what it made before under this key (pickled: for tflc's own objects, in a
+    directory only its user writes, as the compiled code is)."""
+    name = file_name(kind, key)
+    contents = read(name)
+    if contents is not None:
+        try:
+            made = pickle.loads(contents)
+        except Exception:  # noqa: BLE001  (whatever unpickling raises, the answer is to make it)
+            made = None
+        if isinstance(made, expected):
+            return made
+    made = make()
+    write(name, pickle.dumps(made, pickle.HIGHEST_PROTOCOL))
+    return made
+
+
+@cache
+def code_digest(*paths: Path) -> str:
+    """A SHA-256 of source code: files, and the .py and .lark files in folders (at any depth);
+    with the Python version, which pickles depend on. Computed once per process."""
+    found = []
+    for path in paths:
+        found += sorted(p for p in path.rglob("*") if p.suffix in (".py", ".lark")) \
+            if path.is_dir() else [path]
+    digest = hashlib.sha256(sys.version.encode())
+    for path in found:
+        contents = path.read_bytes()
+        digest.update(f"{path.name} {len(contents)}\n".encode() + contents)
+    return digest.hexdigest()
 
 
 def files() -> list[Path]:

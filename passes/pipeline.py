@@ -3,14 +3,26 @@
 An entry is a set of fetches, optionally with one step whose updates it also computes. Each
 entry is pruned for exactly what it needs, so fetching `accuracy` computes nothing of a loss's
 gradient.
+
+An entry compiled before is read back from the cache directory (ir/diskcache.py: ~1 ms instead
+of ~10 for a tutorial network's step), keyed by what the passes see: the selected function's IR
+text and the source lines of its locations (which the text leaves out), the pipeline, the code
+of the passes and of the IR, and NumPy's version (the passes fold constants with it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
+import numpy as np
+
+from ..ir import diskcache
 from ..ir.core import Function, Module, Output
 from ..ir.errors import Error, did_you_mean
+from ..ir.printer import print_function
 from .manager import run_pipeline
 
 # The passes every entry goes through, in order (each is `passes/<name>.py`).
@@ -31,7 +43,26 @@ def select_entry(module: Module, fetches: Sequence[str], step: str | None = None
 
 
 def compile_entry(module: Module, fetches: Sequence[str], step: str | None = None) -> Function:
-    return run_pipeline(select_entry(module, fetches, step), DEFAULT_PIPELINE).function
+    entry = select_entry(module, fetches, step)
+    return diskcache.remembered(
+        "entry", _key(entry), lambda: run_pipeline(entry, DEFAULT_PIPELINE).function, Function)
+
+
+def _key(entry: Function) -> str:
+    here = Path(__file__).parent
+    facts = {"function": print_function(entry), "lines": _source_lines(entry),
+             "pipeline": DEFAULT_PIPELINE, "numpy": np.__version__,
+             "code": diskcache.code_digest(here, here.parent / "ir")}
+    return hashlib.sha256(json.dumps(facts).encode()).hexdigest()
+
+
+def _source_lines(func: Function) -> list[str | None]:
+    lines = []
+    for op in func.ops:
+        lines.append(op.loc and op.loc.text)
+        if op.region is not None:
+            lines += _source_lines(op.region)
+    return lines
 
 
 def _fetch(module: Module, model: Function, name: str) -> Output:

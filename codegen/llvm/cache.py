@@ -20,7 +20,6 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import llvmlite
@@ -33,6 +32,7 @@ from .abi import Options, Signature
 from .target import Target
 
 MAGIC = b"tflc llvm code 2\n"
+HERE = Path(__file__).parent
 
 
 @dataclass(frozen=True)
@@ -50,20 +50,10 @@ def key(func: Function, target: Target, options: Options) -> str:
         "llvm": target.llvm,
         "llvmlite": llvmlite.__version__,
         "tflc": __version__,
-        "backend": backend_source_hash(),
+        # this backend's source, and the fuse pass's kernel spaces it follows
+        "backend": diskcache.code_digest(HERE, HERE.parent.parent / "passes" / "fuse.py"),
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
-
-
-@cache
-def backend_source_hash() -> str:
-    """This backend's source, and the fuse pass's kernel spaces it follows."""
-    here = Path(__file__).parent
-    files = sorted(here.glob("*.py")) + [here.parent.parent / "passes" / "fuse.py"]
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def file_name(cache_key: str) -> str:

@@ -3,7 +3,9 @@
 import pytest
 
 from tflc import Error
+from tflc.frontend import parse_source
 from tflc.ir import parse_module, print_function
+from tflc.passes import pipeline
 from tflc.passes.manager import load_pass
 from tflc.passes.pipeline import DEFAULT_PIPELINE, compile_entry
 
@@ -62,3 +64,40 @@ def test_unknown_names_are_errors_with_hints(module):
 def test_every_default_pass_exists():
     for name in DEFAULT_PIPELINE:
         assert callable(load_pass(name))
+
+
+# -- entries kept in the cache directory ---------------------------------------------------------
+
+@pytest.fixture
+def pipeline_runs(tmp_path, monkeypatch):
+    """A cache directory of the test's own, and the entries the passes actually ran on."""
+    monkeypatch.setenv("TFLC_CACHE_DIR", str(tmp_path))
+    runs = []
+    run = pipeline.run_pipeline
+    monkeypatch.setattr(pipeline, "run_pipeline",
+                        lambda func, passes: runs.append(func) or run(func, passes))
+    return runs
+
+
+def test_an_entry_compiled_before_is_read_back_the_same(module, pipeline_runs):
+    first = compile_entry(module, ["h"], "train")
+    second = compile_entry(parse_module(MODULE, "m.ir"), ["h"], "train")
+    assert len(pipeline_runs) == 1
+    assert print_function(second) == print_function(first)
+    assert [op.loc for op in second.ops] == [op.loc for op in first.ops]
+
+
+def test_another_entry_is_compiled(module, pipeline_runs):
+    compile_entry(module, ["h"], "train")
+    compile_entry(module, ["h"])
+    compile_entry(module, ["e"], "train")
+    assert len(pipeline_runs) == 3
+
+
+def test_source_lines_are_part_of_the_key(pipeline_runs):
+    source = "model m\ninput x: f32[N]\ny = exp(x)\n"
+    first = compile_entry(parse_source(source, "m.tfl"), ["y"])
+    commented = compile_entry(parse_source(source.replace("(x)", "(x)  # e"), "m.tfl"), ["y"])
+    assert len(pipeline_runs) == 2  # the same IR text, but an error would show another line
+    assert print_function(first) == print_function(commented)
+    assert commented.ops[0].loc.text.endswith("# e")
