@@ -85,18 +85,20 @@ def remembered(kind: str, key: str, make: Callable[[], T], expected: type[T]) ->
     return made
 
 
-@cache
 def code_digest(*paths: Path) -> str:
     """A SHA-256 of source code: files, and the .py and .lark files in folders (at any depth);
-    with the Python version, which pickles depend on. Computed once per process."""
-    found = []
-    for path in paths:
-        found += sorted(p for p in path.rglob("*") if p.suffix in (".py", ".lark")) \
-            if path.is_dir() else [path]
-    digest = hashlib.sha256(sys.version.encode())
-    for path in found:
-        contents = path.read_bytes()
-        digest.update(f"{path.name} {len(contents)}\n".encode() + contents)
+    with the Python version, which pickles depend on."""
+    return hashlib.sha256(" ".join([sys.version, *map(_code_digest, paths)]).encode()).hexdigest()
+
+
+@cache  # once per process: the folders are shared by several keys
+def _code_digest(path: Path) -> str:
+    found = sorted(p for p in path.rglob("*") if p.suffix in (".py", ".lark")) \
+        if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for source in found:
+        contents = source.read_bytes()
+        digest.update(f"{source.relative_to(path.parent)} {len(contents)}\n".encode() + contents)
     return digest.hexdigest()
 
 
