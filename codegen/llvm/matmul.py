@@ -26,7 +26,7 @@ from llvmlite import ir
 
 from ...ir.types import Dim, TensorType, dim_product
 from .kernels import (PTR, Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
-                      loop_nest)
+                      loop_nest, smaller)
 from .layout import Layout, collapse
 from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
 
@@ -37,6 +37,7 @@ class Tiling:
     rows: int = 6  # rows of a tile: rows * vectors accumulators + vectors + 1 registers
     vectors: int = 2  # vectors across a tile's columns
     depth_bytes: int = 16384  # a tile's slice of B, depth x columns, about half of L1
+    block_bytes: int = 524288  # a block of rows of A and C, kept in L2 (half of it) meanwhile
 
     @property
     def columns(self) -> int:
@@ -44,6 +45,7 @@ class Tiling:
 
     def depth(self, dtype: str) -> int:
         return max(self.depth_bytes // (self.columns * BYTES[dtype]), 1)
+
 
 
 def work(out: TensorType, a: TensorType) -> Dim:
@@ -201,10 +203,12 @@ class Gemm:
                     s.store(step, c_ptr, dtype)
 
     def tiled(self, rows: tuple, tiling: Tiling) -> None:
-        """C[rows, :] (a range whose size is a multiple of the tile's rows) by tiles: k in blocks
-        of `depth` (outermost), then the columns of B a tile covers (its slice of the block
-        stays in L1 while every row tile uses it), then the rows. The tiles of the last columns,
-        when C's width is not a whole number of tiles, load and store under lane masks."""
+        """C[rows, :] (a range whose size is a multiple of the tile's rows) by tiles: blocks of
+        rows (outermost: their rows of C, and of A for a block of k, stay in L2 while k runs),
+        then k in blocks of `depth`, then the columns of B a tile covers (their slice of the k
+        block stays in L1 while every row tile of the block uses it), then the row tiles. The
+        tiles of the last columns, when C's width is not a whole number of tiles, load and
+        store under lane masks."""
         b, k, dtype = self.b, self.k, self.dtype
         vector = ir.VectorType(llvm_type(dtype), tiling.width)
         accumulators = [[k.setup.alloca(vector, name=f"acc{r}.{v}")
@@ -220,19 +224,29 @@ class Gemm:
         edge_start = b.mul(full_tiles, columns)
         edge = b.sub(self.n, edge_start)  # columns left after the full tiles
 
+        # row tiles per block: rows * (depth + n) elements of A and C in `block_bytes`
+        row_bytes = b.mul(b.add(self.n, block), ir.Constant(I64, tiling.rows * BYTES[dtype]))
+        block_tiles = b.udiv(ir.Constant(I64, tiling.block_bytes), row_bytes)
+        block_tiles = b.select(b.icmp_unsigned("==", block_tiles, ir.Constant(I64, 0)),
+                               ir.Constant(I64, 1), block_tiles)
+        row_blocks = b.udiv(b.add(row_tiles, b.sub(block_tiles, ir.Constant(I64, 1))),
+                            block_tiles)
+
         def tile_rows(j, masks):
-            with for_range(b, row_tiles, "ib", as_written=True) as ib:
-                i = b.add(rows[0], b.mul(ib, ir.Constant(I64, tiling.rows)))
+            with for_range(b, tiles_here, "ib", as_written=True) as ib:
+                i = b.add(rows[0], b.mul(b.add(first_tile, ib), ir.Constant(I64, tiling.rows)))
                 self.tile(i, j, kb, k_start, k_count, accumulators, tiling, masks)
 
-        with for_range(b, blocks, "kb", as_written=True) as kb:
-            k_start = b.mul(kb, block)
-            k_count = b.select(b.icmp_unsigned("<", b.sub(self.depth, k_start), block),
-                               b.sub(self.depth, k_start), block)
-            with for_range(b, full_tiles, "jb", as_written=True) as jb:
-                tile_rows(b.mul(jb, columns), None)
-            with b.if_then(b.icmp_unsigned("!=", edge, ir.Constant(I64, 0))):
-                tile_rows(edge_start, lane_masks(b, edge, tiling))
+        with for_range(b, row_blocks, "rb", as_written=True) as rb:
+            first_tile = b.mul(rb, block_tiles)
+            tiles_here = smaller(b, b.sub(row_tiles, first_tile), block_tiles)
+            with for_range(b, blocks, "kb", as_written=True) as kb:
+                k_start = b.mul(kb, block)
+                k_count = smaller(b, b.sub(self.depth, k_start), block)
+                with for_range(b, full_tiles, "jb", as_written=True) as jb:
+                    tile_rows(b.mul(jb, columns), None)
+                with b.if_then(b.icmp_unsigned("!=", edge, ir.Constant(I64, 0))):
+                    tile_rows(edge_start, lane_masks(b, edge, tiling))
 
     def tile(self, i, j, kb, k_start, k_count, accumulators, tiling, masks) -> None:
         """One tile: start from C (or -0.0 in the first block), k_count FMA steps, store. With
