@@ -24,7 +24,7 @@ A reduction's inputs are evaluated at the identity, its result (S with the reduc
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from llvmlite import ir
@@ -36,7 +36,16 @@ from ...ir.types import Dim, dim_product
 from ...passes.fuse import kernel_space
 from . import matmul, reductions
 from .elementwise import SCALAR
-from .kernels import Buffer, Kernel, element, first_extreme, loop_nest
+from .kernels import (
+    Buffer,
+    Kernel,
+    Lanes,
+    element_nest,
+    first_extreme,
+    loop_nest,
+    reduce_rows,
+    reduces_rows,
+)
 from .layout import Layout, collapse
 from .scalar import I64, const
 
@@ -57,6 +66,7 @@ class Loop:
     keys: list[Key]
     keep_dims: bool = False  # the body uses the loop indices (argmax)
     accumulates: bool = False  # the body combines into accumulators (a phase's reductions)
+    lanes: dict[Key, Lanes] = field(default_factory=dict)  # accumulators reduced in lanes
 
 
 def lower_fused(lw: Lowerer, op: Op) -> None:
@@ -215,17 +225,27 @@ class FusedKernel:
             for loop in loops:
                 inner_layouts = [Layout(loop.shape, layouts[key].strides[self.outer:])
                                  for key in loop.keys]
+                starts = [start_of[key] for key in loop.keys]
+
+                def visit(pointers, index, loop=loop):
+                    loop.body(LoopContext(k, dict(zip(loop.keys, pointers)), index))
+
+                accumulator = next(iter(loop.lanes), None)
+                if accumulator and reduces_rows(k, inner_layouts[loop.keys.index(accumulator)]):
+                    operands = [k.operand(buffer, layout)
+                                for (buffer, _), layout in zip(loop.keys, inner_layouts)]
+                    reduce_rows(k, loop.shape, operands,
+                                [loop.lanes.get(key) for key in loop.keys], visit,
+                                starts=starts, shared=not by_rows, keep_dims=loop.keep_dims)
+                    continue
                 shape = loop.shape
                 if not loop.keep_dims:
                     shape, inner_layouts = collapse(shape, inner_layouts)
                 operands = [k.operand(buffer, layout)
                             for (buffer, _), layout in zip(loop.keys, inner_layouts)]
-                with loop_nest(k, shape, operands, starts=[start_of[key] for key in loop.keys],
-                               shared=not by_rows, reduction=loop.accumulates
-                               ) as (offsets, index):
-                    pointers = {key: element(k, operand, offset)
-                                for key, operand, offset in zip(loop.keys, operands, offsets)}
-                    loop.body(LoopContext(k, pointers, index))
+                with element_nest(k, shape, operands, starts=starts, shared=not by_rows,
+                                  reduction=loop.accumulates) as (pointers, index):
+                    visit(pointers, index)
         lw.launch(k)
 
     def work(self) -> Dim | None:
@@ -331,6 +351,12 @@ class FusedKernel:
                 keys.setdefault((self.best[r], self.accumulator(r)[1]))
         fast_math = self.lw.options.fast_math
 
+        def lanes(r: Op) -> Lanes:
+            dtype, name = r.operands[0].type.dtype, self.lw.name(r.result)
+            return Lanes(reductions.identity(r.opcode, dtype),
+                         lambda s, acc, x: reductions.combine(s, r.opcode, acc, x, dtype,
+                                                              fast_math, name))
+
         def body(loop: LoopContext):
             for r in members:
                 x = self.evaluate(r.operands[0], identity, loop)
@@ -354,7 +380,8 @@ class FusedKernel:
                 loop.store(self.accumulator(r), b.select(take, position, index, name=name), "i64")
 
         return Loop(shape, body, list(keys), keep_dims=any(r in self.best for r in members),
-                    accumulates=True)
+                    accumulates=True, lanes={self.accumulator(r): lanes(r) for r in members
+                                             if r not in self.best})
 
 
 class LoopContext:

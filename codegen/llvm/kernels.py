@@ -11,13 +11,21 @@ Templates:
   and outputs; with `accumulate`, the outputs are read back and combined (reductions);
 - `argreduce`: index of the first maximum/minimum along one axis.
 The matmul kernel has its own module (matmul.py).
+
+Reductions along the last dim (rows) combine in a fixed order of their own, written out in the
+IR so that it vectorises without reassociating anything (`reduce_rows`): each row is accumulated
+in `LANES` lanes, lane l taking the row's elements l, l + LANES, l + 2 LANES, ... in turn from
+the identity, and the lanes are then combined as a tree (lane i with lane i + LANES/2, then
+i + LANES/4, ... down to lane 0), whose result is combined into the accumulator. The order
+depends neither on the vector width (AVX2 and AVX-512 give the same bits) nor on where the row
+sits (the batch size, the thread count).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -28,6 +36,8 @@ from .layout import Layout, collapse
 from .scalar import I1, I32, I64, Scalar, is_float, llvm_type, memory_type
 
 PTR = ir.PointerType()
+LANES = 32  # a row's lanes (see above): 4 AVX2 or 2 AVX-512 registers of f32 partial results
+LANE_ALIGN = 64  # bytes: a cache line, and the widest vector
 
 
 @dataclass(frozen=True)
@@ -90,7 +100,11 @@ class Kernel:
 
     Another target (codegen/ptx) gives its own `pointer` type for the base pointers, its own
     `scalar` class (how math functions are reached), and `entry_point`: the function is one
-    the host launches (the `ptx_kernel` calling convention), not an internal one."""
+    the host launches (the `ptx_kernel` calling convention), not an internal one; and it
+    reduces rows in order, without lanes (`rows_in_lanes`: a GPU thread has no vectors to
+    fill)."""
+
+    rows_in_lanes = True  # reductions along rows combine in lanes (`reduce_rows`)
 
     def __init__(self, module: ir.Module, name: str, buffers: list[Buffer], dims: tuple[str, ...],
                  fma: bool = False, threads: Threads | None = None, work: Dim = 0,
@@ -132,6 +146,7 @@ class Kernel:
         self.b = ir.IRBuilder(self.function.append_basic_block("body"))
         self.s = scalar(self.b, fma)
         self._dims: dict[Dim, ir.Value] = {}
+        self.fills: dict[int, ir.Value] = {}  # base pointer → the value `fill` wrote there
         self.debug, self.loc = debug, loc
         if debug is not None:
             self.scope = debug.place([self.setup, self.b], self.function, loc)
@@ -361,6 +376,113 @@ def element(k: Kernel, op: Operand, offset: ir.Value) -> ir.Value:
     return k.b.gep(op.ptr, [offset], inbounds=True, source_etype=memory_type(op.dtype))
 
 
+@contextmanager
+def element_nest(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand], **options
+                 ) -> Iterator[tuple[list[ir.Value], Index]]:
+    """`loop_nest` yielding each operand's element pointer instead of its offset."""
+    with loop_nest(k, shape, operands, **options) as (offsets, index):
+        yield [element(k, op, offset) for op, offset in zip(operands, offsets)], index
+
+
+# -- reductions along rows -----------------------------------------------------------------------
+
+Combine = Callable[[Scalar, ir.Value, ir.Value], ir.Value]
+
+
+@dataclass(frozen=True)
+class Lanes:
+    """An accumulator that `reduce_rows` reduces in lanes: where every lane starts (the reduction's
+    identity) and the combining step `acc ⊕ x`, on scalars and on vectors of them."""
+
+    start: ir.Constant
+    combine: Combine
+
+
+def reduces_rows(k: Kernel, accumulator: Layout) -> bool:
+    """Whether accumulating into this layout (stride 0 along the reduced dims) reduces rows: the
+    last dim, of more than one element (a row of one is the same in any order)."""
+    return k.rows_in_lanes and accumulator.rank > 0 and accumulator.strides[-1] == 0 and \
+        accumulator.shape[-1] != 1
+
+
+Visit = Callable[[list[ir.Value], Index], None]
+
+
+def reduce_rows(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand],
+                lanes: list[Lanes | None], visit: Visit, *, starts: list[ir.Value] | None = None,
+                shared: bool = False, keep_dims: bool = False) -> None:
+    """The loop nest of a reduction along rows (the last dim, never merged with others):
+    `visit(pointers, index)` emits the body for one element, given each operand's element
+    pointer, where the accumulators that have `lanes` point at their lane of the row instead. A
+    row's lanes start at the identity, the body combines each element into its lane, and after
+    the row the lanes are combined as a tree and the result into the accumulator (the order in
+    this module's doc).
+
+    The row's whole chunks of LANES elements are each one loop over the lanes, which LLVM
+    vectorises (no lane depends on another) into straight vector code; the elements after them
+    are one more loop over the lanes, masked on AVX-512 (the body is emitted for both). The
+    outer dims are merged unless `keep_dims`; `starts` and `shared` are `loop_nest`'s."""
+    b = k.b
+    outer_shape = shape[:-1]
+    outer = [replace(op, layout=Layout(outer_shape, op.layout.strides[:-1], op.layout.offset))
+             for op in operands]
+    if not keep_dims:
+        outer_shape, layouts = collapse(outer_shape, [op.layout for op in outer])
+        outer = [replace(op, layout=layout) for op, layout in zip(outer, layouts)]
+    size = k.dim(shape[-1])
+    slots = {i: lane_slots(k, op) for i, (op, lane) in enumerate(zip(operands, lanes))
+             if lane is not None}
+    with loop_nest(k, outer_shape, outer, inner_loops=True, starts=starts, shared=shared) as \
+            (row_starts, index):
+        def chunk(first: ir.Value, count: ir.Value, masked: bool) -> None:
+            """Elements first ... first + count - 1 of the row, each into its lane."""
+            with for_range(b, count, "lane", masked=masked) as lane:
+                position = add(b, first, lane)
+                visit([b.gep(slots[i], [ir.Constant(I64, 0), lane], inbounds=True)
+                       if i in slots else
+                       element(k, op, add_scaled(k, start, position, op.layout.strides[-1]))
+                       for i, (op, start) in enumerate(zip(operands, row_starts))],
+                      Index(index.loops + (position,), index.sizes + (size,)))
+
+        for i, slot in slots.items():
+            b.store(ir.Constant(slot.allocated_type, [lanes[i].start] * LANES), slot)
+        lane_count = ir.Constant(I64, LANES)
+        whole = b.udiv(size, lane_count)
+        with for_range(b, whole, "chunk", as_written=True) as c:
+            chunk(b.mul(c, lane_count, flags=("nuw", "nsw")), lane_count, masked=False)
+        rest_start = b.mul(whole, lane_count, flags=("nuw", "nsw"))
+        chunk(rest_start, b.sub(size, rest_start), masked=k.masked_tails)
+        for i, slot in slots.items():
+            op, combine = operands[i], lanes[i].combine
+            vector = ir.VectorType(llvm_type(op.dtype), LANES)
+            row = combine_lanes(k.s, b.load(slot, typ=vector, align=LANE_ALIGN), combine)
+            accumulator = element(k, op, row_starts[i])
+            k.s.store(combine(k.s, k.s.load(accumulator, op.dtype, op.name), row), accumulator,
+                      op.dtype)
+
+
+def lane_slots(k: Kernel, accumulator: Operand) -> ir.AllocaInstr:
+    """The lanes of an accumulator's row, on the stack, aligned for the vector loads of them."""
+    slots = k.setup.alloca(ir.ArrayType(llvm_type(accumulator.dtype), LANES),
+                           name=f"{accumulator.name}.lanes")
+    slots.align = LANE_ALIGN
+    return slots
+
+
+def combine_lanes(s: Scalar, lanes: ir.Value, combine: Combine) -> ir.Value:
+    """Lane i with lane i + n/2 for the n lanes, then with i + n/4, ... down to lane 0."""
+    b = s.b
+    width = lanes.type.count
+    while width > 2:
+        width //= 2
+        halves = [b.shuffle_vector(lanes, ir.Constant(lanes.type, ir.Undefined),
+                                   ir.Constant(ir.VectorType(I32, width),
+                                               list(range(start, start + width))))
+                  for start in (0, width)]
+        lanes = combine(s, *halves)
+    return combine(s, *(b.extract_element(lanes, ir.Constant(I32, lane)) for lane in (0, 1)))
+
+
 # -- templates -----------------------------------------------------------------------------------
 
 Body = Callable[[Scalar, list[ir.Value], Index], list[ir.Value]]
@@ -383,27 +505,42 @@ def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, 
                 accumulate: bool = False, keep_dims: bool = False, shared: bool = False) -> None:
     """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it).
 
-    With `accumulate`, the body gets the outputs' current values first and combines (the outputs'
-    layouts have stride 0 along reduced dims). `keep_dims` keeps one loop per dim, for bodies
-    that use the loop indices; otherwise the loops are collapsed. `shared`: divided among the
-    kernel's threads (each element is written once, so the parts are independent)."""
-    shape, operands = elementwise_loops(outs, ins, keep_dims)
-    # accumulating along the innermost loop (stride 0 there) is a reduction loop
-    reduction = accumulate and bool(shape) and any(
-        op.layout.strides[-1] == 0 for op in operands[:len(outs)])
-    with loop_nest(k, shape, operands, shared=shared, reduction=reduction) as (offsets, index):
-        pointers = [element(k, op, offset) for op, offset in zip(operands, offsets)]
-        read = operands if accumulate else operands[len(outs):]
+    With `accumulate`, a reduction: one output, the accumulator (its layout has stride 0 along
+    the reduced dims; `fill`ed with the identity in this kernel first), one input, and the
+    combining step for a body: `body(s, [acc, x], index)` is `[acc ⊕ x]`, for scalars and for
+    vectors of them, whatever the index. Rows are reduced in lanes (`reduce_rows`), other dims in
+    memory order. `keep_dims` keeps one loop per dim, for bodies that use the loop indices;
+    otherwise the loops are collapsed. `shared`: divided among the kernel's threads (each
+    element is written once, so the parts are independent)."""
+    rows = accumulate and reduces_rows(k, outs[0].layout)
+    shape, operands = (outs[0].layout.shape, outs + ins) if rows else \
+        elementwise_loops(outs, ins, keep_dims)
+    read = operands if accumulate else operands[len(outs):]
+
+    def visit(pointers: list[ir.Value], index: Index) -> None:
         values = [k.s.load(ptr, op.dtype, op.name)
                   for ptr, op in zip(pointers[len(operands) - len(read):], read)]
         results = body(k.s, values, index)
         for result, ptr, op in zip(results, pointers, operands):
             k.s.store(result, ptr, op.dtype)
 
+    if rows:
+        lanes = Lanes(k.fills[id(outs[0].ptr)], lambda s, acc, x: body(s, [acc, x], None)[0])
+        reduce_rows(k, shape, operands, [lanes, None], visit, shared=shared)
+        return
+    # accumulating along the innermost loop (stride 0 there) is a reduction loop
+    reduction = accumulate and bool(shape) and any(
+        op.layout.strides[-1] == 0 for op in operands[:len(outs)])
+    with element_nest(k, shape, operands, shared=shared, reduction=reduction) as \
+            (pointers, index):
+        visit(pointers, index)
+
 
 def fill(k: Kernel, out: Operand, value: ir.Value, *, shared: bool = False) -> None:
-    """`out[...] = value` (a constant, or a value computed in the setup block)."""
+    """`out[...] = value` (a constant, or a value computed in the setup block): where an
+    accumulation into `out` starts (`elementwise`), and then its lanes too."""
     elementwise(k, [out], [], lambda s, values, index: [value], shared=shared)
+    k.fills[id(out.ptr)] = value
 
 
 Better = Callable[[Scalar, ir.Value, ir.Value, str], ir.Value]

@@ -24,9 +24,15 @@ def identity(opcode: str, dtype: str) -> ir.Constant:
 
 def combine(s: Scalar, opcode: str, acc: ir.Value, x: ir.Value, dtype: str, fast_math: bool,
             name: str) -> ir.Value:
-    """acc ⊕ x. With fast_math, float sums and products may be reassociated, which lets LLVM
-    vectorise them; max/min vectorise without (they are exact)."""
+    """acc ⊕ x, on scalars or on vectors of them (a row's lanes, kernels.py). With fast_math,
+    float sums and products may be reassociated further."""
     if fast_math and is_float(dtype) and opcode in ("sum", "prod"):
         instruction = s.b.fadd if opcode == "sum" else s.b.fmul
         return instruction(acc, x, name=name, flags=("reassoc", "contract"))
+    if isinstance(acc.type, ir.VectorType) and is_float(dtype) and opcode in ("max", "min"):
+        # the scalar body's intrinsic, overloaded on the vector type
+        vector = acc.type
+        intrinsic = s.function(f"llvm.{COMBINERS[opcode]}.v{vector.count}{dtype}", vector,
+                               [vector, vector])
+        return s.b.call(intrinsic, [acc, x], name=name)
     return SCALAR[COMBINERS[opcode]](s, [acc, x], (dtype, dtype), {}, name)

@@ -69,6 +69,8 @@ class DeviceKernel(Kernel):
     (every supported GPU has them); no CPU threads: the CPU code used inside a kernel runs on
     its GPU thread."""
 
+    rows_in_lanes = False  # a thread reducing a column combines in order (no vectors to fill)
+
     def __init__(self, module: ir.Module, name: str, buffers: list[Buffer],
                  dims: tuple[str, ...]):
         super().__init__(module, name, buffers, dims, fma=True, pointer=GLOBAL_PTR,
