@@ -69,8 +69,12 @@ class QuickCheck:
     def __init__(self, module: Module, inputs: Sequence[str]):
         self.names = frozenset(inputs)
         decls = [d for d in module.decls if d.name in self.names]  # the first input binds a dim
-        self.specs = tuple((d.name, np.dtype(NUMPY_DTYPES[d.type.dtype]), d.type.shape,
-                            all(isinstance(dim, int) for dim in d.type.shape)) for d in decls)
+        # per input: its dtype, its shape with symbols as None, and its symbols' axes
+        self.specs = tuple(
+            (d.name, np.dtype(NUMPY_DTYPES[d.type.dtype]),
+             [dim if isinstance(dim, int) else None for dim in d.type.shape],
+             [(axis, dim) for axis, dim in enumerate(d.type.shape) if isinstance(dim, str)])
+            for d in decls)
         # a product dim (784*N) needs every symbol bound first: left to check_feeds
         self.usable = not any(isinstance(dim, str) and "*" in dim
                               for d in decls for dim in d.type.shape)
@@ -79,17 +83,16 @@ class QuickCheck:
         if not self.usable or feeds.keys() != self.names:
             return None
         sizes: dict[str, int] = {}
-        for name, dtype, shape, static in self.specs:
+        for name, dtype, template, symbols in self.specs:
             array = feeds[name]
             if (type(array) is not np.ndarray or array.dtype != dtype
-                    or not array.flags.c_contiguous):
+                    or not array.flags.c_contiguous or array.ndim != len(template)):
                 return None
-            if static:
-                if array.shape != shape:
-                    return None
-            elif len(array.shape) != len(shape) or any(
-                    size != (dim if isinstance(dim, int) else sizes.setdefault(dim, size))
-                    for dim, size in zip(shape, array.shape)):
+            shape = array.shape
+            expected = template.copy()
+            for axis, symbol in symbols:
+                expected[axis] = sizes.setdefault(symbol, shape[axis])
+            if tuple(expected) != shape:
                 return None
         return sizes
 

@@ -49,6 +49,7 @@ class Entry:
     arguments: tuple[str, ...]  # the decl each argument of `function` takes, in order
     inputs: tuple[str, ...]  # those of them that are fed (`input` decls), known at compile time
     quick: QuickCheck  # the usual feeds, checked fast
+    updates: tuple[str, ...]  # what a step's outputs update, after the fetches
     counter: bool  # whether the run counter is an argument (the run then counts)
 
     def purpose(self) -> str:
@@ -189,7 +190,9 @@ class Model:
             arguments = tuple(arg.name for arg in function.args)
             inputs = tuple(n for n in arguments if self.module.decl(n).kind == "input")
             self._entries[key] = Entry(fetches, step, function, compiled, arguments, inputs,
-                                       QuickCheck(self.module, inputs), COUNTER in arguments)
+                                       QuickCheck(self.module, inputs),
+                                       tuple(out.label for out in function.outputs[len(fetches):]),
+                                       COUNTER in arguments)
         return self._entries[key]
 
     def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:
@@ -205,8 +208,8 @@ class Model:
         if len(results) > count:
             inputs = [feeds[name] for name in entry.inputs]
             # all of a step's updates together, after it ran
-            values.update({out.label: unaliased(result, inputs, stored=True) for out, result
-                           in zip(entry.function.outputs[count:], results[count:])})
+            values.update([(label, unaliased(result, inputs, stored=True))
+                           for label, result in zip(entry.updates, results[count:])])
         self._counter += entry.counter
         return [unaliased(result, args) for result in results[:count]]
 
