@@ -100,8 +100,8 @@ def insert_unit_dim(layout: Layout, position: int) -> Layout:
 
 def choose_tiling(width: int, columns: Dim) -> Tiling:
     """Two vectors across and six rows; where C is known to be at most one vector wide (a
-    10-class output), one masked vector across and twelve rows, so that the lanes past C's
-    width are at most half the work."""
+    10-class output), one masked vector across and twelve rows, each step's vector of B
+    serving twice as many rows."""
     if isinstance(columns, int) and columns <= width:
         return Tiling(width=width, rows=12, vectors=1)
     return Tiling(width=width)
