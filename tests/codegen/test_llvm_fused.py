@@ -147,3 +147,21 @@ def test_training_step_fused_equals_unfused():
         want_all = plain(sizes, [a.copy() for a in args])
         for out, want, got in zip(func.outputs, want_all, joined(sizes, args)):
             np.testing.assert_array_equal(got, want, err_msg=f"{out.label}, N={n}")
+
+
+@pytest.mark.parametrize("width", [33, 100])
+def test_row_kernel_with_whole_chunks_of_lanes(width):
+    """The MNIST dropout network's row kernel (softmax and its max's gradient, with an argmax in
+    the max's pass) over rows longer than the lanes: whole chunks, then a partial one."""
+    def build(b, v):
+        x = v["x"]
+        high = b.emit("max", x, axis=1, keepdims=True)
+        e = b.emit("exp", b.emit("sub", x, high))
+        ties = b.emit("cast", b.emit("eq", x, high), dtype="f32")
+        return {"softmax": b.emit("div", e, b.emit("sum", e, axis=1, keepdims=True)),
+                "tie_share": b.emit("div", ties, b.emit("sum", ties, axis=1, keepdims=True)),
+                "best": b.emit("argmin", x, axis=1),
+                "total": b.emit("sum", b.emit("mul", x, x))}
+
+    func = function({"x": ("f32", ("N", width))}, build)
+    check_fusion_changes_nothing(func, ["reduction", "reduction"])

@@ -287,7 +287,7 @@ def test_matmul_tiles_edges_and_blocks(dtype):
 def test_matmul_every_tile_shape_gives_the_same_bits(columns):
     """C's width decides the tiles (one masked vector across up to a vector's width, two
     vectors above it, a masked tile at the right edge) and the rows left below the full tiles
-    take tiles of 8, 4, 2 and 1 rows: every element is still summed in k order, so each row
+    take smaller tiles, then single rows: every element is still summed in k order, so each row
     of C has the bits it has when it is computed alone."""
     def build(b, v):
         return {"c": b.emit("matmul", v["a"], v["b"]),
@@ -381,3 +381,17 @@ def test_unexpanded_op_is_a_located_error():
         compile(func)
     assert info.value.loc == Loc("m.tfl", 4, 9)
     assert "grad" in info.value.message
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f64", "i32", "i64"])
+@pytest.mark.parametrize("shape", [("N", 37), ("N", 2, 70), (2, "N")])
+def test_reductions_along_rows_of_any_length(dtype, shape):
+    """Rows (the last axis) are reduced in lanes: rows that are not whole numbers of lanes or
+    vectors, and a row as long as the batch."""
+    def build(b, v):
+        return {f"{op}{axis}": b.emit(op, v["x"], axis=axis)
+                for op in ("sum", "prod", "max", "min") for axis in (-1, None)}
+
+    func = function({"x": (dtype, shape)}, build)
+    make = args_for(func, {"x": (0.9, 1.1) if dtype in ("f32", "f64") else (-3, 3)})
+    check(func, make, tolerance=dict(rtol=1e-5, atol=1e-5) if dtype == "f32" else None)
