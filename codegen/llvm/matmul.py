@@ -11,7 +11,7 @@ does not depend on which path computed it, nor on the batch size.
   L1) stays in cache while every row tile uses it; each tile's partial sums go back to C between
   blocks. The columns past the last full panel take one tile under lane masks (masked loads and
   stores: never touching memory past C's or B's rows); the rows past the last full tile take
-  tiles of 8, 4, 2 and 1 rows. A C at most one vector wide (a 10-class output) gets tiles of 12
+  tiles of four accumulators (2 or 4 rows), then single rows. A C at most one vector wide (a 10-class output) gets tiles of 12
   rows by one masked vector. A B whose rows are not contiguous is copied dense first
   (`packed_type`).
 - The simple path (integers, a 1-D B): i-k-j loops, the innermost along rows of B and C, which
@@ -130,16 +130,12 @@ def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -
         if not tiled:
             gemm.simple(first, last, ir.Constant(I64, 0), gemm.n)
             return
-        start = k.b.add(first, gemm.round_down(k.b.sub(last, first), main.rows))
-        gemm.tiled((first, start), main)
-        # the rows left (fewer than a tile's): one tile each of 8, 4, 2, 1 rows as they fit,
-        # since a one-row tile waits on its single accumulator's FMA latency every step
-        for rows in (8, 4, 2, 1):
-            if rows < main.rows:
-                fits = k.b.icmp_unsigned(">=", k.b.sub(last, start), ir.Constant(I64, rows))
-                end = k.b.select(fits, k.b.add(start, ir.Constant(I64, rows)), start)
-                gemm.tiled((start, end), replace(main, rows=rows))
-                start = end
+        # the rows left below the full tiles: tiles of four accumulators (a one-row tile would
+        # wait on its accumulators' FMA latency every step), then single rows
+        for rows in (main.rows, max(4 // main.vectors, 1), 1):
+            end = k.b.add(first, gemm.round_down(k.b.sub(last, first), rows))
+            gemm.tiled((first, end), replace(main, rows=rows))
+            first = end
 
 
 def transposes(out: Operand, a: Operand, b: Operand, width: int) -> bool:
