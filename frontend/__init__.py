@@ -1,5 +1,5 @@
 """The `.tfl` frontend: source text → `ir.Module` (grammar in tfl.lark, docs/language.md)."""
 
-from .parser import parse_file, parse_source
+from .program import parse_file, parse_source
 
 __all__ = ["parse_file", "parse_source"]

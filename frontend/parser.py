@@ -22,7 +22,6 @@ from ..ir.optimizers import ARGUMENTS as OPTIMIZERS
 from ..ir.optimizers import expand_optimizer
 from ..ir.registry import ShapeError, broadcast_shapes
 from ..ir.types import DTYPES
-from . import cache
 from .builtins import ATTR_KINDS, BUILTINS, INITIALIZERS, Builtin
 from .literals import (
     Weak,
@@ -76,46 +75,14 @@ class Frame:
     locals: dict[str, Entry]
 
 
-def parse_source(text: str, filename: str = "<string>") -> Module:
-    """The IR module of a `.tfl` program; any mistake in it raises a located `tflc.Error`. A
-    program parsed before is read back from the cache directory (cache.py)."""
-    return cache.parsed(text, filename, _parse)
-
-
-def _parse(text: str, filename: str) -> Module:
+def build_module(text: str, filename: str) -> Module:
+    """The IR module of a `.tfl` program (program.py's `parse_source` is the way in)."""
     source = Source(text, filename)
     builder = ModelBuilder(source)
     try:
         return builder.build(parse_tree(source), default_model_name(filename))
     except RecursionError:
         raise Error("this is nested too deeply to compile", builder.here) from None
-
-
-def parse_file(path) -> Module:
-    """`parse_source` of a file, refusing files that are unreadable or not UTF-8 text."""
-    path = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise Error(f"cannot read {path}: {e.strerror or e}") from None
-    if b"\0" in data:
-        raise Error(f"{path} is not a text file (it holds a NUL byte)",
-                    _byte_loc(path, data, data.index(b"\0")))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise Error(f"{path} is not UTF-8 text (byte 0x{data[e.start]:02x})",
-                    _byte_loc(path, data, e.start)) from None
-    return parse_source(text.removeprefix("\ufeff"), path)
-
-
-def _byte_loc(path: str, data: bytes, pos: int) -> Loc:
-    start = data.rfind(b"\n", 0, pos) + 1
-    end = data.find(b"\n", pos)
-    line = data[start:end if end >= 0 else len(data)].decode("utf-8", "replace")
-    # control characters would drive the user's terminal: show them as replacement characters
-    printable = "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in line)
-    return Loc(path, data.count(b"\n", 0, pos) + 1, pos - start + 1, text=printable)
 
 
 def default_model_name(filename: str) -> str:

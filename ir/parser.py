@@ -13,16 +13,22 @@ import math
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lark
 import numpy as np
-from lark import Token, Tree
 
 from . import registry
 from .builder import result_type
 from .core import Decl, Function, Init, Module, Op, Output, Value
 from .errors import Error, Loc
 from .types import DTYPES, NUMPY_DTYPES, TensorType, dim_product
+
+# lark, with the regex and interegular modules it loads, takes ~40 ms to import: it is imported
+# by the first parse, not by `import tflc`. Its tokens are strings; its trees are the other
+# nodes of a parse tree (`_is_tree`).
+if TYPE_CHECKING:
+    import lark
+    from lark import Token, Tree
 
 # What a syntax error says it expected instead, for the terminals that are not plain strings.
 TERMINAL_NAMES = {
@@ -41,6 +47,8 @@ DIM_FACTOR = re.compile(r"[0-9]+|[A-Za-z_][A-Za-z0-9_.]*|\?[A-Za-z0-9_]*")
 
 @functools.cache
 def _lark() -> lark.Lark:
+    import lark
+
     grammar = Path(__file__).with_name("ir.lark").read_text(encoding="utf-8")
     return lark.Lark(grammar, parser="lalr", start=["module", "func"], propagate_positions=True)
 
@@ -86,8 +94,11 @@ class _Reader:
 
     def at(self, node) -> Loc:
         """The place in the IR text of a token or a tree."""
-        line, col = (node.line, node.column) if isinstance(node, Token) else \
-            (node.meta.line, node.meta.column)
+        if _is_tree(node):
+            return self.loc(node.meta.line, node.meta.column)
+        return self.loc(node.line, node.column)
+
+    def loc(self, line: int, col: int) -> Loc:
         text = self.lines[line - 1] if 0 < line <= len(self.lines) else None
         return Loc(self.file, line, col, text)
 
@@ -108,12 +119,16 @@ class _Reader:
         return locs
 
     def parse(self, start: str) -> Tree:
+        import lark
+
         try:
             return _lark().parse(self.text, start=start)
         except lark.UnexpectedInput as e:
             raise self._syntax_error(e) from None
 
     def _syntax_error(self, e: lark.UnexpectedInput) -> Error:
+        import lark
+
         line, col = e.line, e.column
         if isinstance(e, lark.UnexpectedCharacters):
             message = f"unexpected character {self.text[e.pos_in_stream]!r}"
@@ -127,8 +142,7 @@ class _Reader:
             if at_end:  # point just past the last text
                 lines = self.text.rstrip().splitlines() or [""]
                 line, col = len(lines), len(lines[-1]) + 1
-        text = self.lines[line - 1] if 0 < line <= len(self.lines) else None
-        return Error(f"syntax error: {message}", Loc(self.file, line, col, text))
+        return Error(f"syntax error: {message}", self.loc(line, col))
 
     # -- module and decls ----------------------------------------------------------------------
 
@@ -175,7 +189,7 @@ class _Reader:
         self.defined = {}
         scope = _Scope()
         args = tuple(self.define_arg(a, scope) for a in items if _is(a, "arg"))
-        written = [(t, self.type(t)) for t in items if isinstance(t, Token)]
+        written = [(t, self.type(t)) for t in items if isinstance(t, str)]  # tokens
         *op_trees, return_tree = body.children
         ops = tuple(self.op(o, scope) for o in op_trees)
         outputs = self.outputs(return_tree, scope, in_region=False)
@@ -327,15 +341,14 @@ class _Reader:
         for text in inside.split(",") if inside.strip() else []:
             factors = [f.strip() for f in text.split("*")]
             if not all(DIM_FACTOR.fullmatch(f) for f in factors):
-                where = Token("TYPE", text, line=token.line, column=col)
-                raise self.error(f"bad dim '{text.strip()}': a dim is a size, a symbol or a "
-                                 "product of them", where)
+                raise Error(f"bad dim '{text.strip()}': a dim is a size, a symbol or a product "
+                            "of them", self.loc(token.line, col))
             dims.append(dim_product([int(f) if f.isdigit() else f for f in factors]))
             col += len(text) + 1
         return TensorType(str(dtype), tuple(dims))
 
     def attr_value(self, node):
-        if isinstance(node, Tree):
+        if _is_tree(node):
             if node.data == "none":
                 return None
             return tuple(self.attr_value(item) for item in node.children)
@@ -374,7 +387,7 @@ class _Reader:
 
     def literal_shape(self, node, tokens: list) -> tuple[int, ...]:
         """The shape of a nested-list literal (which must be rectangular); collects its scalars."""
-        if isinstance(node, Token):
+        if isinstance(node, str):  # a token
             if node.type in ("NAME", "STRING"):
                 raise self.error(f"{node} is not a number", node)
             tokens.append(node)
@@ -394,7 +407,13 @@ SCALARS = {
 
 
 def _is(node, rule: str) -> bool:
-    return isinstance(node, Tree) and node.data == rule
+    return _is_tree(node) and node.data == rule
+
+
+def _is_tree(node) -> bool:
+    """A rule's node of a parse tree; the others are tokens (strings) and the None of an absent
+    optional part."""
+    return node is not None and not isinstance(node, str)
 
 
 def _describe_terminal(name: str) -> str:

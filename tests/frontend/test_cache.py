@@ -3,8 +3,7 @@ and the file name, never kept when wrong, never read back when damaged."""
 
 import pytest
 
-from tflc.frontend import cache, parse_source
-from tflc.frontend import parser as frontend_parser
+from tflc.frontend import parse_source, parser, program
 from tflc.ir import Error, diskcache, print_module
 
 PROGRAM = """model cached
@@ -26,8 +25,8 @@ def cache_dir(tmp_path, monkeypatch):
 def parses(monkeypatch):
     """The programs actually parsed (not read back)."""
     seen = []
-    parse = frontend_parser._parse
-    monkeypatch.setattr(frontend_parser, "_parse",
+    parse = parser.build_module
+    monkeypatch.setattr(parser, "build_module",
                         lambda text, filename: seen.append(filename) or parse(text, filename))
     return seen
 
@@ -67,7 +66,7 @@ def test_a_program_with_a_mistake_is_not_kept(parses, cache_dir):
 
 @pytest.mark.parametrize("contents", [b"not a pickle", b"\x80\x05N."])  # junk; a pickled None
 def test_what_is_not_a_module_is_parsed_again(parses, contents):
-    name = diskcache.file_name("module", cache.key(PROGRAM, "cached.tfl"))
+    name = diskcache.file_name("module", program.key(PROGRAM, "cached.tfl"))
     diskcache.write(name, contents)
     module = parse_source(PROGRAM, "cached.tfl")
     assert parses == ["cached.tfl"] and module.name == "cached"
