@@ -11,9 +11,9 @@ does not depend on which path computed it, nor on the batch size.
   L1) stays in cache while every row tile uses it; each tile's partial sums go back to C between
   blocks. The columns past the last full panel take one tile under lane masks (masked loads and
   stores: never touching memory past C's or B's rows); the rows past the last full tile take
-  tiles of four accumulators (2 or 4 rows), then single rows. A C at most one vector wide (a 10-class output) gets tiles of 12
-  rows by one masked vector. A B whose rows are not contiguous is copied dense first
-  (`packed_type`).
+  tiles of four accumulators (2 or 4 rows), then single rows. A C at most one vector wide (a
+  10-class output) gets tiles of 12 rows by one masked vector. A B whose rows are not
+  contiguous is copied dense first (`packed_type`).
 - The simple path (integers, a 1-D B): i-k-j loops, the innermost along rows of B and C, which
   LLVM vectorises where they are contiguous.
 """
