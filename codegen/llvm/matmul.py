@@ -269,7 +269,8 @@ class Gemm:
         with for_range(b, k_count, "k", as_written=True) as k_local:
             kk = b.add(k_start, k_local)
             b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
-            b_vectors = [load_vector(s, element(k, self.b_, b.add(b_row, ir.Constant(I64, v * width))),
+            b_vectors = [load_vector(s, element(k, self.b_,
+                                                b.add(b_row, ir.Constant(I64, v * width))),
                                      self.dtype, width, mask, self.b_.name)
                          for v, mask in enumerate(masks)]
             for r, row in enumerate(accumulators):
