@@ -252,11 +252,12 @@ class Gemm:
         vector = ir.VectorType(llvm_type(self.dtype), width)
         masks = masks or [None] * tiling.vectors
 
-        def c_pointer(r, v):
-            return element(k, self.c, self.offset(self.c0, b.add(i, ir.Constant(I64, r)),
-                                                  self.c_si, b.add(j, ir.Constant(I64, v * width)),
-                                                  self.c_sj))
-
+        # where each vector of the tile is in C: a pointer, or a vector of them (strided rows)
+        steps = None if self.c_sj == 1 else self.lane_steps(width)
+        places = [[self.place(element(k, self.c, self.offset(
+                       self.c0, b.add(i, ir.Constant(I64, r)), self.c_si,
+                       b.add(j, ir.Constant(I64, v * width)), self.c_sj)), steps)
+                   for v in range(tiling.vectors)] for r in range(tiling.rows)]
         with b.if_else(b.icmp_unsigned("==", kb, ir.Constant(I64, 0))) as (first, later):
             with first:
                 for row in accumulators:
@@ -265,7 +266,7 @@ class Gemm:
             with later:
                 for r, row in enumerate(accumulators):
                     for v, acc in enumerate(row):
-                        b.store(self.load_c(c_pointer(r, v), width, masks[v]), acc)
+                        b.store(self.load_c(places[r][v], width, masks[v]), acc)
         with for_range(b, k_count, "k", as_written=True) as k_local:
             kk = b.add(k_start, k_local)
             b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
@@ -283,43 +284,47 @@ class Gemm:
                     b.store(step, acc)
         for r, row in enumerate(accumulators):
             for v, acc in enumerate(row):
-                self.store_c(b.load(acc, typ=vector, name=self.c.name), c_pointer(r, v),
+                self.store_c(b.load(acc, typ=vector, name=self.c.name), places[r][v],
                              masks[v])
 
-    def load_c(self, first: ir.Value, width: int, mask: ir.Value | None) -> ir.Value:
-        """`width` elements of a row of C from `first` on (down a column of the C of a
-        transposed product: gathered)."""
+    def lane_steps(self, width: int) -> ir.Value:
+        """The byte offsets of `width` elements along a row of C whose elements are strided."""
+        b, lanes = self.b, ir.VectorType(I64, width)
+        stride = b.mul(self.k.dim(self.c_sj), ir.Constant(I64, BYTES[self.dtype]))
+        return b.mul(splat(b, stride, lanes), ir.Constant(lanes, list(range(width))))
+
+    def place(self, first: ir.Value, steps: ir.Value | None) -> ir.Value:
+        """Where a vector of C from `first` on is: `first`, or with `steps` (a transposed
+        product's C, read down its columns) each lane's address."""
+        if steps is None:
+            return first
+        b, lanes = self.b, steps.type
+        addresses = b.add(splat(b, b.ptrtoint(first, I64), lanes), steps)
+        return b.inttoptr(addresses, ir.VectorType(PTR, lanes.count))
+
+    def load_c(self, place: ir.Value, width: int, mask: ir.Value | None) -> ir.Value:
+        """A vector of C from its `place` (gathered where that is a vector of addresses)."""
         if self.c_sj == 1:
-            return load_vector(self.s, first, self.dtype, width, mask)
+            return load_vector(self.s, place, self.dtype, width, mask)
         vector = ir.VectorType(llvm_type(self.dtype), width)
         gather = self.s.function(f"llvm.masked.gather.v{width}{self.dtype}.v{width}p0", vector,
-                                 [ir.VectorType(PTR, width), mask_type(width), vector])
-        pointers = self.lane_pointers(first, width)
-        call = self.b.call(gather, [pointers, all_lanes(mask, width), ir.Constant(vector, None)],
+                                 [place.type, mask_type(width), vector])
+        call = self.b.call(gather, [place, all_lanes(mask, width), ir.Constant(vector, None)],
                            arg_attrs={0: ()})
         call.arg_attributes[0].align = BYTES[self.dtype]
         return call
 
-    def store_c(self, value: ir.Value, first: ir.Value, mask: ir.Value | None) -> None:
-        """The inverse of `load_c` (scattered down a column of a transposed product's C)."""
+    def store_c(self, value: ir.Value, place: ir.Value, mask: ir.Value | None) -> None:
+        """The inverse of `load_c` (scattered where `place` is a vector of addresses)."""
         if self.c_sj == 1:
-            store_vector(self.s, value, first, self.dtype, mask)
+            store_vector(self.s, value, place, self.dtype, mask)
             return
         width = value.type.count
         scatter = self.s.function(f"llvm.masked.scatter.v{width}{self.dtype}.v{width}p0",
-                                  ir.VoidType(), [value.type, ir.VectorType(PTR, width),
-                                                  mask_type(width)])
-        call = self.b.call(scatter, [value, self.lane_pointers(first, width),
-                                     all_lanes(mask, width)], arg_attrs={1: ()})
+                                  ir.VoidType(), [value.type, place.type, mask_type(width)])
+        call = self.b.call(scatter, [value, place, all_lanes(mask, width)], arg_attrs={1: ()})
         call.arg_attributes[1].align = BYTES[self.dtype]
 
-    def lane_pointers(self, first: ir.Value, width: int) -> ir.Value:
-        """The addresses of `width` elements of a row of C from `first` on."""
-        b, lanes = self.b, ir.VectorType(I64, width)
-        stride = b.mul(self.k.dim(self.c_sj), ir.Constant(I64, BYTES[self.dtype]))
-        steps = b.mul(splat(b, stride, lanes), ir.Constant(lanes, list(range(width))))
-        addresses = b.add(splat(b, b.ptrtoint(first, I64), lanes), steps)
-        return b.inttoptr(addresses, ir.VectorType(PTR, width))
 
 
 def mask_type(width: int) -> ir.VectorType:
