@@ -16,8 +16,9 @@ A reduction's inputs are evaluated at the identity, its result (S with the reduc
   sum needs its max) runs in a later phase; each phase is one pass over the reduced axes that
   accumulates its reductions, and values are recomputed in each pass that needs them rather than
   stored. The kept dims before the first reduced axis are looped once around all the phases, so
-  that with the reduced axes last each row is read by every phase while it is in cache; reducing
-  a leading axis accumulates across rows in memory order instead (vectorised along the kept
+  that with the reduced axes last each row is read by every phase while it is in cache; a phase
+  reducing rows accumulates in lanes, in the unfused kernels' order (kernels.py). Reducing a
+  leading axis accumulates across rows in memory order instead (vectorised along the kept
   axes). Row-shaped yields are stored after the phase that completes them, full ones at the end.
 """
 
