@@ -2,13 +2,14 @@
 step, in a fresh process: with a cold cache (an empty cache directory) and a warm one (the
 directory the cold run filled).
 
-tflc: `tflc.load` (parse, passes, code generation: for LLVM, O3 and object code, or the
-cache's) and the first `run` of the step; TFLC_CACHE_DIR is the cache. The issue's targets, for
-mnist_mlp with LLVM: < 1.5 s cold, < 50 ms warm. Also shown: tflc loading the model again in
-the same process (LLVM initialised, the backend imported), and for the peers the same first
-step (torch.compile's inductor cache in TORCHINDUCTOR_CACHE_DIR; JAX's persistent compilation
-cache in JAX_COMPILATION_CACHE_DIR, set to keep every entry). Imports are timed apart, in the
-"import" column.
+tflc: `tflc.load` (parse, passes, code generation: for LLVM, O3, object code and its shared
+library) and the first `run` of the step; TFLC_CACHE_DIR is the cache, from which a warm start
+reads the parsed program, the entry after the passes, the host's target and the code. The
+issue's targets, for mnist_mlp with LLVM: < 1.5 s cold, < 50 ms warm. Also shown: tflc loading
+the model again in the cold run's process (the backend imported, the cache just filled), and for
+the peers the same first step (torch.compile's inductor cache in TORCHINDUCTOR_CACHE_DIR; JAX's
+persistent compilation cache in JAX_COMPILATION_CACHE_DIR, set to keep every entry). Imports
+are timed apart, in the "import" column.
 
 Python's own bytecode cache is on in these processes (whatever PYTHONDONTWRITEBYTECODE says), and
 untimed rounds (WARMUP) first fill it: an installed tflc has its .pyc files, and compiling every
