@@ -14,6 +14,6 @@ from .ir.errors import Error
 from .jit import *  # noqa: F403  (jit, grad, value_and_grad, dump and the builtins)
 from .jit import __all__ as _jit_names
 from .runtime import Model, load, loads
-from .version import __version__
+from .version import __version__ as __version__  # re-exported: tflc.__version__
 
 __all__ = ["Error", "Model", "load", "loads", *_jit_names]
