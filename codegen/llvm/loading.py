@@ -10,10 +10,11 @@ libgomp's are found when it loads, in the global symbols threads.py put libgomp'
 
 `load` opens the library from a memory file (memfd): each load of the same code gets its own
 copy of its globals (the thread count), as each MCJIT engine does, and what is loaded is the
-cache entry that diskcache checked, not a file that may have changed since (the memory file
-stays open while its library is loaded: one file descriptor each). Where that fails (no
-memfd, a kernel refusing executable memory files, a symbol missing) the object code is loaded
-with MCJIT, as it is where there is no linker.
+cache entry that diskcache checked, not a file that may have changed since. The memory file
+stays open while its library is loaded, one file descriptor each: past MAX_LIBRARIES loaded at
+once, code loads with MCJIT, which takes none. Where loading fails (no memfd, a kernel refusing
+executable memory files, a symbol missing) the object code is loaded with MCJIT, as it is where
+there is no linker.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import weakref
 from functools import cache
 
 from .target import Target
+
+MAX_LIBRARIES = 256  # loaded at once (each holds a file descriptor; the usual limit is 1024)
 
 
 @cache
@@ -73,6 +76,7 @@ class Library:
             os.close(descriptor)
             raise
         weakref.finalize(self, _unload, self._library._handle, descriptor).atexit = False
+        LOADED.add(self)
 
     def address(self, symbol: str) -> int:
         return ctypes.cast(self._library[symbol], ctypes.c_void_p).value
@@ -81,6 +85,9 @@ class Library:
 def _unload(handle: int, descriptor: int) -> None:
     _ctypes.dlclose(handle)
     os.close(descriptor)
+
+
+LOADED: weakref.WeakSet[Library] = weakref.WeakSet()
 
 
 class JITCode:
@@ -103,7 +110,7 @@ class JITCode:
 
 def load(object_code: bytes, library: bytes | None, target: Target) -> Library | JITCode:
     """The code in the process: `address(symbol)` finds its functions and globals."""
-    if library is not None and hasattr(os, "memfd_create"):
+    if library is not None and hasattr(os, "memfd_create") and len(LOADED) < MAX_LIBRARIES:
         try:
             return Library(library)
         except OSError:

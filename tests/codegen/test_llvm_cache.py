@@ -4,6 +4,7 @@ loaded), processes writing the same entry at once; cached code loaded as a share
 kept in the cache."""
 
 import dataclasses
+import gc
 import subprocess
 import sys
 
@@ -167,6 +168,16 @@ def test_each_load_of_a_library_has_its_own_globals():
     assert isinstance(second._code, loading.Library)
     first.threads, second.threads = 1, 3
     assert (first.threads, second.threads) == (1, 3)
+
+
+@needs_linker
+def test_past_so_many_libraries_code_loads_with_mcjit(monkeypatch):
+    gc.collect()  # libraries of earlier tests, unloaded
+    monkeypatch.setattr(loading, "MAX_LIBRARIES", len(loading.LOADED) + 1)
+    first, second = compile(scaled_exp(0.5)), compile(scaled_exp(0.5))
+    assert isinstance(first._code, loading.Library)
+    assert isinstance(second._code, loading.JITCode)
+    np.testing.assert_array_equal(second({"N": 2}, [X])[0], first({"N": 2}, [X])[0])
 
 
 @needs_linker
