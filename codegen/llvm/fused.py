@@ -235,9 +235,11 @@ class FusedKernel:
                 if accumulator and reduces_rows(k, inner_layouts[loop.keys.index(accumulator)]):
                     operands = [k.operand(buffer, layout)
                                 for (buffer, _), layout in zip(loop.keys, inner_layouts)]
+                    # argmax keeps its best value and index in order (and needs the indices)
                     reduce_rows(k, loop.shape, operands,
                                 [loop.lanes.get(key) for key in loop.keys], visit,
-                                starts=starts, shared=not by_rows, keep_dims=loop.keep_dims)
+                                starts=starts, shared=not by_rows, keep_dims=loop.keep_dims,
+                                in_order=loop.keep_dims)
                     continue
                 shape = loop.shape
                 if not loop.keep_dims:

@@ -410,7 +410,7 @@ Visit = Callable[[list[ir.Value], Index], None]
 
 def reduce_rows(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand],
                 lanes: list[Lanes | None], visit: Visit, *, starts: list[ir.Value] | None = None,
-                shared: bool = False, keep_dims: bool = False) -> None:
+                shared: bool = False, keep_dims: bool = False, in_order: bool = False) -> None:
     """The loop nest of a reduction along rows (the last dim, never merged with others):
     `visit(pointers, index)` emits the body for one element, given each operand's element
     pointer, where the accumulators that have `lanes` point at their lane of the row instead. A
@@ -420,8 +420,10 @@ def reduce_rows(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand],
 
     The row's whole chunks of LANES elements are each one loop over the lanes, which LLVM
     vectorises (no lane depends on another) into straight vector code; the elements after them
-    are one more loop over the lanes, masked on AVX-512 (the body is emitted for both). The
-    outer dims are merged unless `keep_dims`; `starts` and `shared` are `loop_nest`'s."""
+    are one more loop over the lanes, masked on AVX-512 (the body is emitted for both), unless
+    the body also accumulates `in_order` (argmax: LLVM would warn that it cannot vectorise it as
+    asked). The outer dims are merged unless `keep_dims`; `starts` and `shared` are
+    `loop_nest`'s."""
     b = k.b
     outer_shape = shape[:-1]
     outer = [replace(op, layout=Layout(outer_shape, op.layout.strides[:-1], op.layout.offset))
@@ -451,7 +453,7 @@ def reduce_rows(k: Kernel, shape: tuple[Dim, ...], operands: list[Operand],
         with for_range(b, whole, "chunk", as_written=True) as c:
             chunk(b.mul(c, lane_count, flags=("nuw", "nsw")), lane_count, masked=False)
         rest_start = b.mul(whole, lane_count, flags=("nuw", "nsw"))
-        chunk(rest_start, b.sub(size, rest_start), masked=k.masked_tails)
+        chunk(rest_start, b.sub(size, rest_start), masked=k.masked_tails and not in_order)
         for i, slot in slots.items():
             op, combine = operands[i], lanes[i].combine
             vector = ir.VectorType(llvm_type(op.dtype), LANES)

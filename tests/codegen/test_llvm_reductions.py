@@ -211,3 +211,10 @@ def test_strict_row_sum_is_vectorised():
     func = function({"x": ("f32", ("N", 500))}, lambda b, v: {"s": b.emit("sum", v["x"], axis=1)})
     assert "reassoc" not in emit(func, "llvm")
     assert re.search(r"vaddps\s+[^\n]*%[yz]mm", emit(func, "asm"))
+
+
+def test_no_llvm_warning_for_a_row_pass_with_an_argmax(capfd):
+    """A pass that also takes an argmax in order is not asked to vectorise (masked) as a whole,
+    which LLVM cannot do and says so on stderr."""
+    compile(fuse(softmax_rows()), cache=False)
+    assert "loop not vectorized" not in capfd.readouterr().err
