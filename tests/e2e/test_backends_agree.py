@@ -35,22 +35,35 @@ def pair(example: str):
 
 
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.tfl")))
-def test_every_fetch_and_step_agrees(example):
+def test_every_fetch_and_step_agrees(example, tmp_path):
+    """Each batch size's fetches and steps start both backends from the same params and state
+    (a checkpoint of the reference's), so a difference in the last bits of one step does not
+    compound into the next; an update agrees to 1e-3 of the largest change it makes to that
+    array (a saturated softmax turns one ulp of y_ into 1e-3 of log(1 - y_)'s gradient)."""
     reference, native = pair(example)
     fetches = list(reference.module.function("model").fetchable)
+    checkpoint = tmp_path / "before.npz"
     for n in BATCHES:
         rng = np.random.default_rng(n)
         feeds = feeds_for(reference, n, rng)
+        reference.save(checkpoint)
+        native.restore(checkpoint)
         for want, got, name in zip(reference.run(fetches, **feeds), native.run(fetches, **feeds),
                                    fetches):
             np.testing.assert_allclose(got, want, **TOLERANCE, err_msg=f"{example}: {name}")
         for step in reference.steps:
+            reference.save(checkpoint)
+            native.restore(checkpoint)
+            before = {**reference.params, **reference.state}
+            before = {name: value.copy() for name, value in before.items()}
             reference.run(step, **feeds)
             native.run(step, **feeds)
-            for kind in ("params", "state"):
-                for name, want in getattr(reference, kind).items():
-                    np.testing.assert_allclose(getattr(native, kind)[name], want, **TOLERANCE,
-                                               err_msg=f"{example}: {step} updates {name}")
+            got_all = {**native.params, **native.state}
+            for name, want in {**reference.params, **reference.state}.items():
+                change = float(np.max(np.abs(want - before[name]), initial=0))
+                np.testing.assert_allclose(got_all[name], want, rtol=TOLERANCE["rtol"],
+                                           atol=max(TOLERANCE["atol"], 1e-3 * change),
+                                           err_msg=f"{example}: {step} updates {name}")
 
 
 def test_fifty_training_steps_end_at_the_same_params():
