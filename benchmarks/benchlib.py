@@ -99,10 +99,17 @@ def initial_params(net: Net) -> dict[str, np.ndarray]:
 
 # -- timing ------------------------------------------------------------------------------------
 
+SETTLE_SECONDS = 0.5
+
+
 def time_calls(call, options: Options) -> dict[str, float]:
     """Median and minimum seconds of `options.repeats` calls of `call(i)` (i counts from 0),
     after `options.warmup` untimed ones. Each call is timed on its own, so the median is not
-    pulled by one slow call (another process taking the core)."""
+    pulled by one slow call (another process taking the core). First a pause, long enough for
+    the threads of a BLAS used just before (a check against NumPy) to stop spinning: OpenBLAS's
+    wait for work for ~0.1 s (2^28 cycles), and meanwhile hold the cores a run with threads
+    needs (a 2-thread tflc matmul of 55 µs took 10 times as long)."""
+    time.sleep(SETTLE_SECONDS)
     for i in range(options.warmup):
         call(i)
     seconds = []
