@@ -239,10 +239,14 @@ class Gemm:
             with for_range(b, blocks, "kb", as_written=True) as kb:
                 k_start = b.mul(kb, block)
                 k_count = smaller(b, b.sub(self.depth, k_start), block)
-                with for_range(b, full_tiles, "jb", as_written=True) as jb:
-                    tile_rows(b.mul(jb, columns), None)
-                with b.if_then(b.icmp_unsigned("!=", edge, ir.Constant(I64, 0))):
-                    tile_rows(edge_start, lane_masks(b, edge, tiling))
+                # (a C of known width gets only the tiles it needs: each is much code to compile)
+                width = self.n.constant if isinstance(self.n, ir.Constant) else None
+                if width is None or width >= tiling.columns:
+                    with for_range(b, full_tiles, "jb", as_written=True) as jb:
+                        tile_rows(b.mul(jb, columns), None)
+                if width is None or width % tiling.columns:
+                    with b.if_then(b.icmp_unsigned("!=", edge, ir.Constant(I64, 0))):
+                        tile_rows(edge_start, lane_masks(b, edge, tiling))
 
     def tile(self, i, j, kb, k_start, k_count, accumulators, tiling, masks) -> None:
         """One tile: start from C (or -0.0 in the first block), k_count FMA steps, store. With
