@@ -14,18 +14,22 @@ buffer (what it writes: `DeviceKernel.elements`) unless its template returns ano
   division);
 - `each_output`: one thread per output element, running sequential CPU code for it (column
   reductions; `argreduce`), coalesced when neighbouring outputs are neighbours in memory;
-- `reduce_rows` (returns its Grid): one warp (or one block of `BLOCK` threads) per output
-  element; lanes combine every 32nd (256th) element, then warp shuffles, then shared memory
-  across a block's warps;
-- `matmul` (returns its Grid): `TILE` x `TILE` blocks, each computing a tile of C from tiles of A and B staged
-  through shared memory; every C element is summed in k order with fused multiply-adds, the
-  same order and rounding as the CPU backend.
+- `Rows`: rows handed out to a warp, a block of `BLOCK` threads, or a thread each; a group's
+  members take every 32nd (256th) element of the row, then their states are merged by warp
+  shuffles and, across a block's warps, shared memory (`Reducer`: sums and the like, argmax's
+  value and index). `reduce_rows` (returns its Grid) reduces along the last axis with them, as
+  do fused kernels (fused.py);
+- `matmul` (returns its Grid): `TILE` x `TILE` blocks, each computing a tile of C from tiles of
+  A and B staged through shared memory; every C element is summed in k order with fused
+  multiply-adds, the same order and rounding as the CPU backend, then handed to a `Store` (a
+  store, or a fused epilogue).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from llvmlite import ir
 
@@ -53,12 +57,13 @@ from .device import (
     barrier,
     shared_array,
     shared_element,
-    shuffle_down,
+    shuffle,
     special_register,
 )
 from .plan import Grid
 
 BLOCK = 256  # threads per block (one dimension)
+WARPS = BLOCK // WARP
 TILE = 16  # matmul tiles are TILE x TILE elements, one per thread
 
 
@@ -174,23 +179,134 @@ def argreduce(k: DeviceKernel, out: Operand, x: Operand, axis_size: Dim, axis_st
 
 
 Combine = Callable[[Scalar, ir.Value, ir.Value], ir.Value]
+State = tuple[ir.Value, ...]
 
 
-def warp_combine(s: Scalar, value: ir.Value, combine: Combine, dtype: str) -> ir.Value:
-    """Lane 0 ends with all 32 lanes' values combined (a tree: 16 apart, 8, 4, 2, 1)."""
+@dataclass(frozen=True)
+class Reducer:
+    """How a row's elements combine: each thread's state (one value per dtype) starts at `start`
+    and `merge`s its elements in turn; then the threads' states are merged as a tree."""
+
+    dtypes: tuple[str, ...]
+    start: tuple[ir.Constant, ...]
+    merge: Callable[[Scalar, State, State], State]
+
+
+def combining(combine: Combine, init: ir.Constant, dtype: str) -> Reducer:
+    """A sum, product, max or min: one value, `combine`d with each element."""
+    return Reducer((dtype,), (init,), lambda s, acc, x: (combine(s, acc[0], x[0]),))
+
+
+NO_INDEX = ir.Constant(I64, -1)  # the state of argmax over no elements: after every index
+
+
+def first_best(better: Better, worst: ir.Constant, dtype: str) -> Reducer:
+    """argmax/argmin: the state is the best value so far and its index, and an element is a
+    state too (its value, its index). The better value wins, of equal ones the lower index, so
+    the result is the first best whatever the grouping: the sequential loop's."""
+    def merge(s: Scalar, best: State, other: State) -> State:
+        b = s.b
+        ahead = b.icmp_unsigned("<", other[1], best[1])
+        take = b.or_(better(s, other[0], best[0], dtype),
+                     b.and_(b.not_(better(s, best[0], other[0], dtype)), ahead))
+        return b.select(take, other[0], best[0]), b.select(take, other[1], best[1])
+    return Reducer((dtype, "i64"), (worst, NO_INDEX), merge)
+
+
+def warp_merge(s: Scalar, state: State, reducer: Reducer) -> State:
+    """Lane 0 ends with all 32 lanes' states merged (a tree: 16 apart, 8, 4, 2, 1)."""
     delta = WARP // 2
     while delta:
-        value = combine(s, value, shuffle_down(s, value, delta, dtype))
+        other = tuple(shuffle(s, value, dtype, "down", delta)
+                      for value, dtype in zip(state, reducer.dtypes))
+        state = reducer.merge(s, state, other)
         delta //= 2
-    return value
+    return state
+
+
+WARP_ROW_LIMIT = 1024  # a row reduced along the last axis longer than this takes a whole block
+
+
+def row_group(length: Dim) -> str:
+    """Who reduces a row along the last axis: a warp, or a block for long or symbolic rows."""
+    return "block" if not isinstance(length, int) or length > WARP_ROW_LIMIT else "warp"
+
+
+class Rows:
+    """Rows handed out to groups of threads (grid-stride): a `block`, a `warp` or a `thread` per
+    row. The members of a group share a row's `columns` elements, each taking every
+    `members`-th from its own; which member takes which is fixed by the code, not the grid, so a
+    result does not depend on the launch."""
+
+    def __init__(self, k: DeviceKernel, per: str, columns: Dim):
+        self.k, self.per, self.columns = k, per, columns
+        setup = k.setup
+        thread = k.register("tid.x")
+        self.lane = setup.urem(thread, ir.Constant(I64, WARP), name="lane")
+        self.warp = setup.udiv(thread, ir.Constant(I64, WARP), name="warp")
+        if per == "block":
+            self.member, self.members = thread, ir.Constant(I64, BLOCK)
+            self.group, self.groups = k.register("ctaid.x"), k.register("nctaid.x")
+        elif per == "warp":
+            self.member, self.members = self.lane, ir.Constant(I64, WARP)
+            warps = ir.Constant(I64, WARPS)
+            self.group = setup.add(setup.mul(k.register("ctaid.x"), warps), self.warp,
+                                   name="group")
+            self.groups = setup.mul(k.register("nctaid.x"), warps, name="groups")
+        else:
+            self.member, self.members = ir.Constant(I64, 0), ir.Constant(I64, 1)
+            self.group, self.groups = grid_stride(k)
+        self.first = setup.icmp_unsigned("==", self.member, ir.Constant(I64, 0), name="first")
+
+    def grid(self, rows: Dim) -> Grid:
+        return Grid(((rows, 1),), {"block": 1, "warp": WARPS, "thread": BLOCK}[self.per],
+                    (BLOCK, 1, 1))
+
+    def each_row(self, count: Dim):
+        return for_range(self.k.b, self.k.dim(count), "row", start=self.group, step=self.groups)
+
+    def each_column(self):
+        """This member's columns of the row, in order."""
+        return for_range(self.k.b, self.k.dim(self.columns), "col", start=self.member,
+                         step=self.members)
+
+    def total(self, state: State, reducer: Reducer) -> State:
+        """The members' states merged, handed to every member. A block's warps merge their own
+        first, and warp 0 merges their 8 results, through shared memory."""
+        if self.per == "thread":
+            return state
+        k, b, s = self.k, self.k.b, self.k.s
+        state = warp_merge(s, state, reducer)
+        if self.per == "warp":
+            return tuple(shuffle(s, value, dtype, "idx", 0)
+                         for value, dtype in zip(state, reducer.dtypes))
+        module, name = k.function.module, k.function.name
+        partials = [shared_array(module, f"{name}.partials", dtype, WARPS)
+                    for dtype in reducer.dtypes]
+        totals = [shared_array(module, f"{name}.total", dtype, 1) for dtype in reducer.dtypes]
+        first_lane = b.icmp_unsigned("==", self.lane, ir.Constant(I64, 0))
+        with b.if_then(first_lane):
+            for value, array, dtype in zip(state, partials, reducer.dtypes):
+                s.store(value, shared_element(b, array, self.warp), dtype)
+        barrier(b)
+        with b.if_then(b.icmp_unsigned("==", self.warp, ir.Constant(I64, 0))):
+            has_one = b.icmp_unsigned("<", self.lane, ir.Constant(I64, WARPS))
+            slot = b.select(has_one, self.lane, ir.Constant(I64, 0))
+            mine = tuple(b.select(has_one, s.load(shared_element(b, array, slot), dtype), start)
+                         for array, dtype, start in zip(partials, reducer.dtypes, reducer.start))
+            merged = warp_merge(s, mine, reducer)
+            with b.if_then(first_lane):
+                for value, array, dtype in zip(merged, totals, reducer.dtypes):
+                    s.store(value, shared_element(b, array, ir.Constant(I64, 0)), dtype)
+        barrier(b)  # partials are read, and the total written, before anyone goes on
+        return tuple(s.load(shared_element(b, array, ir.Constant(I64, 0)), dtype)
+                     for array, dtype in zip(totals, reducer.dtypes))
 
 
 def reduce_rows(k: DeviceKernel, out: Operand, x: Operand, kept: int, combine: Combine,
-                init: ir.Constant, per_block: bool) -> Grid:
+                init: ir.Constant, per: str) -> Grid:
     """out[r] = x[r, 0] ∘ x[r, 1] ∘ ... : x's first `kept` dims index the output (out has that
-    shape), the others are combined. A row belongs to one warp, or with `per_block` to a whole
-    block (for long rows); either way the grouping is fixed by the code, not by the grid, so a
-    result does not depend on the launch."""
+    shape), the others are combined, by a `per` ("warp" or "block") for each row (`Rows`)."""
     b, s, dtype = k.b, k.s, x.dtype
     layout = x.layout
     outer = Layout(layout.shape[:kept], layout.strides[:kept], layout.offset)
@@ -199,67 +315,42 @@ def reduce_rows(k: DeviceKernel, out: Operand, x: Operand, kept: int, combine: C
                                      [Layout(layout.shape[kept:], layout.strides[kept:])])
     row_sizes = tuple(k.dim(size) for size in row_shape)
     col_sizes = tuple(k.dim(size) for size in col_shape)
-    rows, cols = dim_product(row_shape), dim_product(col_shape)
-
-    thread = k.register("tid.x")
-    lane = k.setup.urem(thread, ir.Constant(I64, WARP), name="lane")
-    warp = k.setup.udiv(thread, ir.Constant(I64, WARP), name="warp")
-    warps = BLOCK // WARP
-    if per_block:
-        member, members = thread, ir.Constant(I64, BLOCK)
-        group, groups = k.register("ctaid.x"), k.register("nctaid.x")
-    else:
-        member, members = lane, ir.Constant(I64, WARP)
-        per = ir.Constant(I64, warps)
-        group = k.setup.add(k.setup.mul(k.register("ctaid.x"), per), warp, name="group")
-        groups = k.setup.mul(k.register("nctaid.x"), per, name="groups")
-    partials = shared_array(k.function.module, f"{k.function.name}.partials", dtype, warps)
+    rows = Rows(k, per, dim_product(col_shape))
     acc = k.setup.alloca(llvm_type(dtype), name="acc")
-    first_lane = b.icmp_unsigned("==", lane, ir.Constant(I64, 0))
-
-    with for_range(b, k.dim(rows), "row", start=group, step=groups) as row:
+    with rows.each_row(dim_product(row_shape)) as row:
         indices = unravel(b, row, row_sizes)
-        out_ptr = element(k, out, offset_at(k, out_layout, indices))
         x_row = offset_at(k, x_outer, indices)
         b.store(init, acc)
-        with for_range(b, k.dim(cols), "col", start=member, step=members) as col:
+        with rows.each_column() as col:
             x_ptr = element(k, x, offset_at(k, x_inner, unravel(b, col, col_sizes), x_row))
-            value = s.load(x_ptr, dtype, x.name)
-            b.store(combine(s, b.load(acc), value), acc)
-        total = warp_combine(s, b.load(acc), combine, dtype)
-        if per_block:  # each warp's total through shared memory to warp 0
-            with b.if_then(first_lane):
-                s.store(total, shared_element(b, partials, warp), dtype)
-            barrier(b)
-            with b.if_then(b.icmp_unsigned("==", warp, ir.Constant(I64, 0))):
-                has_one = b.icmp_unsigned("<", lane, ir.Constant(I64, warps))
-                slot = b.select(has_one, lane, ir.Constant(I64, 0))
-                partial = s.load(shared_element(b, partials, slot), dtype)
-                total = warp_combine(s, b.select(has_one, partial, init), combine, dtype)
-                with b.if_then(first_lane):
-                    s.store(total, out_ptr, dtype)
-            barrier(b)  # partials are read before the next row writes them
-        else:
-            with b.if_then(first_lane):
-                s.store(total, out_ptr, dtype)
-    return Grid(((rows, 1),), 1 if per_block else warps, (BLOCK, 1, 1))
+            b.store(combine(s, b.load(acc), s.load(x_ptr, dtype, x.name)), acc)
+        (total,) = rows.total((b.load(acc),), combining(combine, init, dtype))
+        with b.if_then(rows.first):
+            s.store(total, element(k, out, offset_at(k, out_layout, indices)), dtype)
+    return rows.grid(dim_product(row_shape))
 
 
-def matmul(k: DeviceKernel, out: Operand, a: Operand, b_: Operand) -> Grid:
-    """out[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast.
+Store = Callable[[ir.Value, list[ir.Value]], None]
+
+
+def matmul(k: DeviceKernel, a: Operand, b_: Operand, outs: list[Operand], store: Store,
+           name: str) -> Grid:
+    """C[..., i, j] = sum_k a[..., i, k] * b[..., k, j], batch dims already broadcast; each
+    element of C is handed to `store` in registers, with the pointer of each of `outs` (layouts
+    of C's shape) at it: the epilogue.
 
     Blocks take tiles of C (grid-stride over batch x row tiles x column tiles); thread (tx, ty)
     of a block owns C[i = row0 + ty, j = col0 + tx]. Per step of TILE along k, the block stages
     A[i, k0 + tx] and B[k0 + ty, j] (zero outside the matrices) in shared memory, then each
     thread adds its TILE products in k order."""
-    b, s, dtype = k.b, k.s, out.dtype
-    *batch, m, n = out.layout.shape
+    b, s, dtype = k.b, k.s, a.dtype
+    *batch, m, n = outs[0].layout.shape
     inner = a.layout.shape[-1]
     batch_shape, batch_layouts = collapse(
         tuple(batch), [Layout(tuple(batch), op.layout.strides[:-2], op.layout.offset)
-                       for op in (out, a, b_)])
+                       for op in (a, b_, *outs)])
     batch_sizes = tuple(k.dim(size) for size in batch_shape)
-    (c_si, c_sj), (a_si, a_sk), (b_sk, b_sj) = (op.layout.strides[-2:] for op in (out, a, b_))
+    (a_si, a_sk), (b_sk, b_sj) = (op.layout.strides[-2:] for op in (a, b_))
 
     def tiles(d: Dim) -> ir.Value:
         return k.setup.udiv(k.setup.add(k.dim(d), ir.Constant(I64, TILE - 1)),
@@ -290,7 +381,7 @@ def matmul(k: DeviceKernel, out: Operand, a: Operand, b_: Operand) -> Grid:
         rest = b.udiv(tile, tiles_n)
         row_tile = b.urem(rest, tiles_m)
         indices = unravel(b, b.udiv(rest, tiles_m), batch_sizes)
-        c0, a0, b0 = (offset_at(k, layout, indices) for layout in batch_layouts)
+        a0, b0, *out_starts = (offset_at(k, layout, indices) for layout in batch_layouts)
         i = b.add(b.mul(row_tile, size_t), ty, name="i")
         j = b.add(b.mul(column_tile, size_t), tx, name="j")
         row_in = b.icmp_signed("<", i, m_size)
@@ -310,9 +401,13 @@ def matmul(k: DeviceKernel, out: Operand, a: Operand, b_: Operand) -> Grid:
             with for_range(b, steps, "kk") as kk:
                 a_ik = s.load(shared_element(b, a_tile, b.add(b.mul(ty, size_t), kk)), dtype)
                 b_kj = s.load(shared_element(b, b_tile, b.add(b.mul(kk, size_t), tx)), dtype)
-                b.store(multiply_add(s, a_ik, b_kj, b.load(acc), dtype, out.name), acc)
+                b.store(multiply_add(s, a_ik, b_kj, b.load(acc), dtype, name), acc)
             barrier(b)  # the tiles are read before the next step overwrites them
         with b.if_then(b.and_(row_in, column_in)):
-            c_offset = add_scaled(k, add_scaled(k, c0, i, c_si), j, c_sj)
-            s.store(b.load(acc), element(k, out, c_offset), dtype)
+            pointers = []
+            for op, start in zip(outs, out_starts):
+                c_si, c_sj = op.layout.strides[-2:]
+                pointers.append(element(k, op, add_scaled(k, add_scaled(k, start, i, c_si), j,
+                                                          c_sj)))
+            store(b.load(acc), pointers)
     return Grid(((dim_product(batch_shape), 1), (m, TILE), (n, TILE)), 1, (TILE, TILE, 1))

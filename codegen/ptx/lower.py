@@ -1,4 +1,5 @@
-"""A `Function` becomes one NVPTX module (a kernel per op) and the `Plan` that launches them.
+"""A `Function` becomes one NVPTX module (a kernel per op, or per fused op: fused.py) and the
+`Plan` that launches them.
 
 The structure is the CPU lowering's (codegen/llvm/lower.py), and its rules are used directly:
 view ops (`transpose`, `broadcast_to`, `slice`, `reshape` of a dense buffer) are layouts, not
@@ -16,7 +17,7 @@ its output buffer when it is an output, other outputs are copied at the end. The
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llvmlite import ir
 
@@ -25,7 +26,7 @@ from ...ir.errors import Error
 from ...ir.ops.reduce import reduced_axes
 from ...ir.printer import Namer
 from ...ir.registry import REGISTRY
-from ...ir.types import Dim, dim_product
+from ...ir.types import Dim, TensorType, dim_product
 from ..llvm import kernels as cpu_kernels
 from ..llvm import lower as cpu
 from ..llvm import reductions
@@ -34,12 +35,10 @@ from ..llvm.layout import Layout, contiguous
 from ..llvm.matmul import matmul_layouts
 from ..llvm.scalar import BYTES
 from . import kernels
+from .fused import lower_fused
 from .kernels import DeviceKernel
 from .plan import Grid, Launch, Plan, Ref
 from .target import TRIPLE, check_declarations, data_layout, identifier
-
-# A row reduction longer than this (or of symbolic length) takes a whole block, not a warp.
-WARP_ROW_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,8 @@ class Lowerer:
     """What the lowerings use: `buffer`, `storage`, `name`, `kernel`, `launch`, the kernel
     `templates` (and `module`, `func`, `env`): what the CPU's lowerer offers, so that the CPU's
     lowerings of elementwise ops, copies, argmax/argmin, views, constants, concat, pad, one_hot,
-    shape and rng_uniform are used as they are (math functions reach libdevice through `DeviceScalar`)."""
+    shape and rng_uniform, and the CPU's reading of fused regions, are used as they are (math
+    functions reach libdevice through `DeviceScalar`)."""
 
     templates = kernels
 
@@ -106,12 +106,27 @@ class Lowerer:
     def storage(self, value: Value) -> Buffer:
         """A fresh dense buffer for `value`: its output when it is one, else a scratch slot."""
         ref = self.unclaimed.pop(value, None)
-        if ref is None:
-            ref = Ref("slot", len(self.slots), self.names[value])
-            self.slots.append(dim_product((*value.type.shape, BYTES[value.type.dtype])))
-        buffer = Buffer(ref, value.type.dtype, contiguous(value.type.shape), self.names[value])
+        name = self.names[value]
+        buffer = self.temporary(value.type, name) if ref is None else \
+            Buffer(ref, value.type.dtype, contiguous(value.type.shape), name)
         self.env[value] = buffer
         return buffer
+
+    def temporary(self, type_: TensorType, name: str) -> Buffer:
+        """A scratch slot for a value of that type (left out of the plan if no kernel uses it:
+        a fused kernel keeps its reductions' results in registers)."""
+        ref = Ref("slot", len(self.slots), name)
+        self.slots.append(dim_product((*type_.shape, BYTES[type_.dtype])))
+        return Buffer(ref, type_.dtype, contiguous(type_.shape), name)
+
+    @staticmethod
+    def is_argument(buffer: Buffer) -> bool:
+        return isinstance(buffer.base, Ref) and buffer.base.kind == "arg"
+
+    @staticmethod
+    def packing_buffer(b: Buffer, name: str) -> Buffer | None:
+        """None: the GPU's matmul reads B through its strides (no dense copy, as on the CPU)."""
+        return None
 
     def kernel(self, name: str, buffers: list[Buffer], work: Dim | None = None) -> DeviceKernel:
         """A kernel writing `buffers[0]`. `work` is for the CPU (whether a kernel is worth
@@ -149,12 +164,24 @@ class Lowerer:
                 target = Buffer(ref, source.dtype, contiguous(out.value.type.shape), ref.name)
                 cpu.copy(self, f"{ref.name}.copy", target, source)
         check_declarations([f.name for f in self.module.functions if f.is_declaration])
+        slots, launches = self.used_slots()
         plan = Plan(dims=self.func.dims,
                     args=tuple((v.type.shape, v.type.dtype) for v in self.func.args),
                     outputs=tuple((out.value.type.shape, out.value.type.dtype)
                                   for out in self.func.outputs),
-                    slots=tuple(self.slots), launches=tuple(self.launches))
+                    slots=slots, launches=launches)
         return Lowered(self.module, plan)
+
+    def used_slots(self) -> tuple[tuple[Dim, ...], tuple[Launch, ...]]:
+        """The slots some kernel uses, numbered in order of first use, and the launches
+        referring to them by those numbers."""
+        used = dict.fromkeys(ref for launch in self.launches for ref in launch.buffers
+                             if ref.kind == "slot")
+        numbered = {ref: Ref("slot", index, ref.name) for index, ref in enumerate(used)}
+        launches = tuple(replace(launch, buffers=tuple(numbered.get(ref, ref)
+                                                       for ref in launch.buffers))
+                         for launch in self.launches)
+        return tuple(self.slots[ref.index] for ref in used), launches
 
 
 # -- lowerings, keyed by opcode ----------------------------------------------------------------
@@ -185,10 +212,8 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
     k = lw.kernel(name, [out, x])
     grid = None  # a thread per output
     if rank - 1 in axes:
-        length = dim_product(reduced_shape)
-        per_block = not isinstance(length, int) or length > WARP_ROW_LIMIT
         grid = kernels.reduce_rows(k, k.operand(out, result), k.operand(x, layout), len(kept),
-                                   combine, init, per_block)
+                                   combine, init, kernels.row_group(dim_product(reduced_shape)))
     else:
         outer = Layout(kept_shape, layout.strides[:len(kept)], layout.offset)
         inner = Layout(reduced_shape, layout.strides[len(kept):])
@@ -206,26 +231,15 @@ def lower_matmul(lw: Lowerer, op: Op) -> None:
     a, b = (lw.buffer(v) for v in op.operands)
     out = lw.storage(op.result)
     out_layout, a_layout, b_layout = matmul_layouts(out, a, b)
-    k = lw.kernel(lw.name(op.result), [out, a, b])
-    grid = kernels.matmul(k, k.operand(out, out_layout), k.operand(a, a_layout),
-                          k.operand(b, b_layout))
+    name = lw.name(op.result)
+    k = lw.kernel(name, [out, a, b])
+
+    def store(value, pointers):
+        k.s.store(value, pointers[0], out.dtype)
+
+    grid = kernels.matmul(k, k.operand(a, a_layout), k.operand(b, b_layout),
+                          [k.operand(out, out_layout)], store, name)
     lw.launch(k, grid)
-
-
-def lower_fused(lw: Lowerer, op: Op) -> None:
-    """Not fused yet on the GPU: each op of the region is its own kernel, as if `fuse` had
-    not run (the results are the same). A yield that is an output of the function is still
-    computed straight into the output's buffer."""
-    region = op.region
-    for arg, operand in zip(region.args, op.operands):
-        lw.env[arg] = lw.env[operand]
-    for result, out in zip(op.results, region.outputs):
-        ref = lw.unclaimed.pop(result, None)
-        if ref is not None and out.value not in region.args:
-            lw.unclaimed.setdefault(out.value, ref)
-    lw.lower_ops(region.ops)
-    for result, out in zip(op.results, region.outputs):
-        lw.env[result] = lw.env[out.value]
 
 
 LOWERINGS: dict[str, Lowering] = {

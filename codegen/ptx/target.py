@@ -51,8 +51,8 @@ VETTED = frozenset(
     + ["llvm.abs.i32", "llvm.abs.i64"]
     + [f"llvm.nvvm.read.ptx.sreg.{reg}.{axis}" for reg in ("tid", "ntid", "ctaid", "nctaid")
        for axis in "xyz"]
-    + ["llvm.nvvm.shfl.sync.down.i32", "llvm.nvvm.shfl.sync.down.f32",
-       "llvm.nvvm.barrier.cta.sync.aligned.all"])
+    + [f"llvm.nvvm.shfl.sync.{mode}.{t}" for mode in ("down", "idx") for t in ("i32", "f32")]
+    + ["llvm.nvvm.barrier.cta.sync.aligned.all"])
 
 # tflc math function → libdevice's f32 and f64 versions
 LIBDEVICE = {name: (f"__nv_{name}f", f"__nv_{name}")

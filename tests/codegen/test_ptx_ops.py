@@ -307,6 +307,19 @@ JOB_REGISTERS = "\n".join(f"""define i32 @emu.sreg.{register}() {{
   ret i32 %r
 }}
 """ for register, field in JOB_FIELDS.items())
+SHUFFLE_MODES = {"down": "true", "idx": "false"}  # lane + operand, or lane operand
+SHUFFLES = "\n".join(f"""define i32 @emu.shfl.{mode}.i32(i32 %mask, i32 %value, i32 %operand, i32 %clamp) {{
+  %result = call i32 @emu.shuffle(i32 %value, i32 %operand, i32 %clamp, i1 {down})
+  ret i32 %result
+}}
+
+define float @emu.shfl.{mode}.f32(i32 %mask, float %value, i32 %operand, i32 %clamp) {{
+  %bits = bitcast float %value to i32
+  %moved = call i32 @emu.shuffle(i32 %bits, i32 %operand, i32 %clamp, i1 {down})
+  %result = bitcast i32 %moved to float
+  ret float %result
+}}
+""" for mode, down in SHUFFLE_MODES.items())
 EMULATOR_IR = f"""
 %job = type {{ ptr, ptr, i64, i64, i64, i64 }}  ; run(args), args, ntid.x, ntid.y, ctaid.x, nctaid.x
 %me = type {{ i64, i64 }}  ; this thread's index in the block, its next set of shuffle slots
@@ -403,7 +416,7 @@ define void @emu.barrier(i32 %id) {{
   ret void
 }}
 
-define i32 @emu.shfl.i32(i32 %mask, i32 %value, i32 %delta, i32 %clamp) {{
+define internal i32 @emu.shuffle(i32 %value, i32 %operand, i32 %clamp, i1 %down) {{
   %me = call ptr @emu.me()
   %linear = load i64, ptr %me
   %lane = urem i64 %linear, {WARP}
@@ -417,23 +430,19 @@ define i32 @emu.shfl.i32(i32 %mask, i32 %value, i32 %delta, i32 %clamp) {{
   %bar = getelementptr [{WARPS} x [64 x i8]], ptr @emu.warps, i64 0, i64 %warp, i64 0
   call i32 @pthread_barrier_wait(ptr %bar)
   %lane32 = trunc i64 %lane to i32
-  %source = add i32 %lane32, %delta
-  %inside = icmp ule i32 %source, %clamp
-  %index = select i1 %inside, i32 %source, i32 %lane32
+  %below = add i32 %lane32, %operand
+  %inside = icmp ule i32 %below, %clamp
+  %down_index = select i1 %inside, i32 %below, i32 %lane32
+  %idx_index = and i32 %operand, %clamp
+  %index = select i1 %down, i32 %down_index, i32 %idx_index
   %index64 = zext i32 %index to i64
   %theirs = getelementptr [{WARPS} x [2 x [{WARP} x i32]]], ptr @emu.slots, i64 0, i64 %warp, i64 %set, i64 %index64
   %result = load i32, ptr %theirs
   ret i32 %result
 }}
-
-define float @emu.shfl.f32(i32 %mask, float %value, i32 %delta, i32 %clamp) {{
-  %bits = bitcast float %value to i32
-  %moved = call i32 @emu.shfl.i32(i32 %mask, i32 %bits, i32 %delta, i32 %clamp)
-  %result = bitcast i32 %moved to float
-  ret float %result
-}}
-"""
-EMULATOR_EXPORTS = ["emu.barrier", "emu.shfl.i32", "emu.shfl.f32"] + [
+{SHUFFLES}"""
+EMULATOR_EXPORTS = ["emu.barrier"] + [f"emu.shfl.{mode}.{t}" for mode in SHUFFLE_MODES
+                                        for t in ("i32", "f32")] + [
     f"emu.sreg.{register}" for register in ("tid.x", "tid.y", *JOB_FIELDS)]
 
 
@@ -497,7 +506,7 @@ NVPTX_TO_HOST = [
     (re.compile(r" addrspace\(\d\)"), ""),  # the host has one address space
     (re.compile(r"ptx_kernel "), ""),
     (re.compile(r'"llvm\.nvvm\.read\.ptx\.sreg\.'), '"emu.sreg.'),
-    (re.compile(r'"llvm\.nvvm\.shfl\.sync\.down\.'), '"emu.shfl.'),
+    (re.compile(r'"llvm\.nvvm\.shfl\.sync\.(down|idx)\.'), r'"emu.shfl.\1.'),
     (re.compile(r'"llvm\.nvvm\.barrier\.cta\.sync\.aligned\.all"'), '"emu.barrier"'),
     (re.compile(r'"__nv_(\w+)"'), r'"\1"'),  # libdevice's __nv_expf → libm's expf
     (re.compile(r'target triple = ".*"'), f'target triple = "{llvm_target.host().triple}"'),
@@ -665,13 +674,14 @@ def example_args(func: Function, sizes: dict) -> list:
 
 def check_example(func: Function, compiled) -> None:
     """Against the NumPy backend. Gradients sum terms that cancel, so the tolerance is relative
-    to each output's largest element rather than to each element."""
+    to each output's largest finite element rather than to each element."""
     sizes = {d: 5 for d in func.dims}
     args = example_args(func, sizes)
     got = compiled(sizes, args)
     for out, g, w in zip(func.outputs, got, numpy_backend.compile(func)(sizes, args)):
         assert g.dtype == w.dtype and g.shape == w.shape, out.label
-        scale = float(np.max(np.abs(w), initial=1.0)) if w.dtype.kind == "f" else 0
+        scale = float(np.max(np.abs(w[np.isfinite(w)]), initial=1.0)) if w.dtype.kind == "f" \
+            else 0
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4 * scale, equal_nan=True,
                                    err_msg=out.label)
 

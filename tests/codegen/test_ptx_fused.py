@@ -1,0 +1,262 @@
+"""`fused` ops (passes/fuse.py) in the cuda backend, without a GPU: each kind of fused kernel,
+with each way of handing out rows (a thread, a warp, a block per row), run on test_ptx_ops.py's
+emulator. A fused kernel does the unfused GPU kernels' scalar operations in their order, so
+fusing must not change a single bit of any output; NumPy checks both.
+
+Then the example models: how many kernels each entry launches with and without fusion, their
+fused and unfused outputs bit for bit (the tutorials' with -m slow), and ptxas on the fused
+steps."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import test_ptx_ops as ops
+from codegen_cases import function, needs_toolkit
+from tflc.codegen.ptx.lower import lower
+from tflc.frontend import parse_file
+from tflc.ir import Function
+from tflc.passes.fuse import fuse
+from tflc.passes.pipeline import DEFAULT_PIPELINE, run_pipeline, select_entry
+
+emulator, emulated = ops.emulator, ops.emulated  # the emulator's fixtures
+UNFUSED_PIPELINE = tuple(name for name in DEFAULT_PIPELINE if name != "fuse")
+
+
+def kinds(func: Function) -> list[str]:
+    return sorted(op.attrs["kind"] for op in func.ops if op.opcode == "fused")
+
+
+def assert_same_bits(got: list, want: list, func: Function, context: str) -> None:
+    for out, g, w in zip(func.outputs, got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape, (out.label, context)
+        assert g.tobytes() == w.tobytes(), f"{out.label} ({context}): {g} != {w}"
+
+
+def check_fusion_changes_nothing(emulated, func: Function, expected_kinds: list[str],
+                                 ranges=None, fixed=None, tolerance=None) -> None:
+    """The fused function is one kernel of the expected kind, launched once, and gives the
+    unfused outputs bit for bit, which are NumPy's within the usual tolerance."""
+    fused = fuse(func)
+    assert kinds(fused) == sorted(expected_kinds)
+    assert len(lower(fused, "sm_90").plan.launches) == len(expected_kinds)
+    case = ops.Case(func, ranges or {}, fixed or {}, tolerance)
+    joined, plain = emulated(fused), emulated(func)
+    for n in (0,) if fixed else ops.EMULATED_BATCHES:
+        sizes = {d: n for d in func.dims}
+        args = case.args(sizes)
+        assert_same_bits(joined(sizes, args), plain(sizes, args), func, f"N={n}")
+    ops.check(ops.Case(fused, ranges or {}, fixed or {}, tolerance), joined,
+              ops.EMULATED_BATCHES)
+
+
+# -- elementwise: a thread per element -------------------------------------------------------
+
+def test_elementwise_chain_with_broadcasts_and_yields(emulated):
+    def build(b, v):
+        t = b.emit("tanh", b.emit("mul", v["x"], v["row"]))
+        scaled = b.emit("exp", b.emit("add", t, v["column"]))
+        return {"t": t, "y": b.emit("where", v["mask"], scaled, b.const(0.5, "f32")),
+                "big": b.emit("gt", scaled, b.const(1.0, "f32")),
+                "twice": b.emit("cast", b.emit("mul", scaled, b.const(2.0, "f32")), dtype="f64")}
+
+    check_fusion_changes_nothing(
+        emulated, function({"x": ("f32", ("N", 3, 8)), "row": ("f32", (8,)),
+                            "column": ("f32", ("N", 3, 1)), "mask": ("bool", ("N", 1, 8))},
+                           build), ["elementwise"], tolerance=ops.TOLERANCE["f32"])
+
+
+# -- reductions: a warp, a block or a thread per row ----------------------------------------
+
+def softmax_rows(b, v):
+    """Phases over each row: max, then the sum of exp, then the division; argmax joins the
+    max, and row-shaped values (the log of the sum) are yields too."""
+    x = v["x"]
+    e = b.emit("exp", b.emit("sub", x, b.emit("max", x, axis=-1, keepdims=True)))
+    total = b.emit("sum", e, axis=-1, keepdims=True)
+    return {"softmax": b.emit("div", e, total),
+            "log_total": b.emit("log", b.emit("reshape", total, shape=[-1])),
+            "best": b.emit("argmax", x, axis=1)}
+
+
+def test_softmax_rows_a_warp_each(emulated):
+    check_fusion_changes_nothing(emulated, function({"x": ("f32", ("N", 100))}, softmax_rows),
+                                 ["reduction"], tolerance=ops.SUMS["f32"])
+
+
+def test_long_rows_a_block_each(emulated):
+    """Rows longer than a warp takes (1024): a block per row, merged through shared memory."""
+    check_fusion_changes_nothing(emulated, function({"x": ("f64", (3, 1500))}, softmax_rows),
+                                 ["reduction"], tolerance=ops.SUMS["f64"])
+
+
+def test_symbolic_rows_a_block_each(emulated):
+    """Reductions over two axes, of symbolic length, and their epilogues."""
+    def build(b, v):
+        x = v["x"]
+        total = b.emit("sum", b.emit("square", x), axis=[0, 2])
+        return {"total": total, "scaled": b.emit("mul", total, b.const(0.25, "f32")),
+                "largest": b.emit("max", b.emit("abs", x), axis=[0, 2], keepdims=True)}
+
+    check_fusion_changes_nothing(emulated, function({"x": ("f32", ("N", 3, 4))}, build),
+                                 ["reduction"], tolerance=ops.SUMS["f32"])
+
+
+def test_reduction_over_the_batch_a_thread_per_column(emulated):
+    """A bias gradient and its SGD update: the last axis is kept, a thread sums each column."""
+    def build(b, v):
+        g = b.emit("sum", b.emit("mul", v["d"], v["d"]), axis=0)
+        return {"g": g, "b_new": b.emit("sub", v["b"], b.emit("mul", b.const(0.1, "f32"), g))}
+
+    check_fusion_changes_nothing(
+        emulated, function({"d": ("f32", ("N", 30)), "b": ("f32", (30,))}, build),
+        ["reduction"], tolerance=ops.SUMS["f32"])
+
+
+def test_reduction_of_a_middle_axis(emulated):
+    def build(b, v):
+        x = v["x"]
+        low = b.emit("min", x, axis=1, keepdims=True)
+        return {"shifted": b.emit("sub", x, low),
+                "spread": b.emit("sum", b.emit("sub", x, low), axis=1)}
+
+    check_fusion_changes_nothing(emulated, function({"x": ("f64", ("N", 5, 7))}, build),
+                                 ["reduction"], tolerance=ops.SUMS["f64"])
+
+
+def test_integer_rows_and_argmin(emulated):
+    def build(b, v):
+        x = v["x"]
+        return {"sum": b.emit("sum", b.emit("mul", x, x), axis=1),
+                "prod": b.emit("prod", b.emit("add", x, b.const(1, "i64")), axis=1),
+                "low": b.emit("argmin", b.emit("mul", x, x), axis=1)}
+
+    check_fusion_changes_nothing(emulated, function({"x": ("i64", ("N", 40))}, build),
+                                 ["reduction"], ranges={"x": (-2, 2)})  # many ties
+
+
+def test_argmax_ties_and_nans_are_the_first(emulated):
+    """Lanes merge their best values as a tree; ties and NaNs go to the first, as in order."""
+    def build(b, v):
+        x = v["x"]
+        return {"best": b.emit("argmax", x, axis=1), "worst": b.emit("argmin", x, axis=1),
+                "top": b.emit("max", x, axis=1)}
+
+    x = np.full((4, 70), 1.0, np.float32)
+    x[0, 40], x[0, 7] = 3.0, 3.0  # a tie between lanes 8 and 7, on different turns
+    x[1, 33], x[1, 65], x[1, 50] = np.nan, np.nan, np.inf  # the first NaN
+    x[2] = -0.0
+    x[2, 3], x[2, 36] = 0.0, -1.0  # 0.0 ties -0.0: the first element
+    x[3, 69], x[3, 0] = -np.inf, -np.inf
+    check_fusion_changes_nothing(emulated, function({"x": ("f32", (4, 70))}, build),
+                                 ["reduction"], fixed={"x": x})
+
+
+# -- matmul: the epilogue in registers ---------------------------------------------------------
+
+@pytest.mark.parametrize("yield_product", [False, True])
+def test_matmul_bias_relu_and_mask(emulated, yield_product):
+    def build(b, v):
+        product = b.emit("matmul", v["x"], v["W"])
+        z = b.emit("add", product, v["b"])
+        outputs = {"h": b.emit("relu", z), "mask": b.emit("gt", z, b.const(0.0, "f32"))}
+        if yield_product:
+            outputs["product"] = product
+        return outputs
+
+    check_fusion_changes_nothing(
+        emulated, function({"x": ("f32", ("N", 40)), "W": ("f32", (40, 30)),
+                            "b": ("f32", (30,))}, build), ["matmul"],
+        tolerance=ops.SUMS["f32"])
+
+
+def test_matmul_of_a_transposed_operand_with_an_update(emulated):
+    """dW = x^T @ g, then W - lr * dW: the transpose is read through strides."""
+    def build(b, v):
+        dw = b.emit("matmul", b.emit("transpose", v["x"]), v["g"])
+        return {"W_new": b.emit("sub", v["W"], b.emit("mul", b.const(0.5, "f32"), dw))}
+
+    check_fusion_changes_nothing(
+        emulated, function({"x": ("f32", ("N", 20)), "g": ("f32", ("N", 30)),
+                            "W": ("f32", (20, 30))}, build), ["matmul"],
+        tolerance=ops.SUMS["f32"])
+
+
+def test_matmul_of_vectors_and_batches(emulated):
+    """A 1-D operand (C gets a dim of 1 in the kernel) and batch dims broadcast in the
+    epilogue."""
+    def build(b, v):
+        column = b.emit("matmul", v["x"], v["w"])
+        batched = b.emit("matmul", v["a"], v["c"])
+        return {"column": b.emit("tanh", b.emit("add", column, v["s"])),
+                "batched": b.emit("mul", batched, v["scale"])}
+
+    func = function({"x": ("f64", ("N", 19)), "w": ("f64", (19,)), "s": ("f64", ()),
+                     "a": ("f64", (2, "N", 5)), "c": ("f64", (5, 3)),
+                     "scale": ("f64", (2, 1, 3))}, build)
+    check_fusion_changes_nothing(emulated, func, ["matmul", "matmul"],
+                                 tolerance=ops.SUMS["f64"])
+
+
+# -- the example models ------------------------------------------------------------------------
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.tfl"))
+QUICK = ("linear_regression", "logistic_regression")  # the others with -m slow
+
+# kernels launched by each example's entries on the GPU (unfused, fused): docs/cuda.md. Fused
+# are the `fuse` pass's kernels and `shape` (a size written for the kernels that read it).
+LAUNCHES = {
+    "add_mul_fetches": (4, 4),  # copies of constants into their outputs
+    "broadcast_fetches": (6, 3),
+    "counter_fetches": (0, 0),
+    "counter_c_update": (1, 1),
+    "hello_fetches": (4, 2),
+    "linear_regression_fetches": (23, 3),
+    "logistic_regression_fetches": (22, 4),
+    "logistic_regression_step": (32, 6),
+    "mnist_dropout_fetches": (39, 11),
+    "mnist_dropout_step": (160, 20),
+    "mnist_mlp_fetches": (31, 5),
+    "mnist_mlp_step": (63, 10),
+    "mnist_relu_fetches": (28, 8),
+    "mnist_relu_train_step": (57, 15),
+    "placeholder_fetches": (3, 2),
+}
+
+
+def entries(pipeline):
+    for path in EXAMPLES:
+        module = parse_file(path)
+        model = module.function("model")
+        for fetches, step in [(model.fetchable, None)] + [((), step) for step in model.steps]:
+            entry = run_pipeline(select_entry(module, list(fetches), step), pipeline)
+            yield entry.function.replace(name=f"{path.stem}_{step or 'fetches'}")
+
+
+@pytest.fixture(scope="module")
+def examples():
+    """Each example entry, fused and unfused, by name."""
+    return {fused.name: (fused, plain)
+            for fused, plain in zip(entries(DEFAULT_PIPELINE), entries(UNFUSED_PIPELINE))}
+
+
+def test_kernels_launched_by_each_example(examples):
+    counts = {name: tuple(len(lower(func, "sm_90").plan.launches) for func in (plain, fused))
+              for name, (fused, plain) in examples.items()}
+    assert counts == LAUNCHES
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(f"{path.stem}_{entry}", marks=() if path.stem in QUICK else pytest.mark.slow)
+    for path in EXAMPLES for entry in ["fetches", *parse_file(path).function("model").steps]])
+def test_examples_fused_are_the_unfused_bits(emulated, examples, name):
+    fused, plain = examples[name]
+    sizes = {d: 5 for d in fused.dims}
+    args = ops.example_args(fused, sizes)
+    assert_same_bits(emulated(fused)(sizes, args), emulated(plain)(sizes, args), fused, name)
+
+
+@needs_toolkit
+def test_ptxas_accepts_the_fused_steps(examples, tmp_path):
+    ops.assemble_all([ops.Case(fused, {}, {}) for name, (fused, _) in examples.items()
+                      if not name.endswith("_fetches")], tmp_path)
