@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="what to print for the entry: its IR (default), the numpy backend's "
                            "Python, the llvm backend's IR (before/after O3) or assembly, or the "
                            "cuda backend's NVPTX IR or PTX (no GPU needed)")
+    dump.add_argument("--opt", action="store_true",
+                      help="with --emit llvm or nvvm: that IR after LLVM's O3 (--emit llvm-opt)")
     dump.add_argument("--arch", default="sm_90", metavar="sm_XY",
                       help="the GPU architecture for --emit ptx/nvvm (default sm_90)")
     dump.set_defaults(command=cmd_dump)
@@ -283,6 +285,10 @@ def entry_of(args, module):
 
 
 def cmd_dump(args) -> int:
+    if args.opt:
+        if args.emit not in ("llvm", "nvvm"):
+            raise Error("--opt goes with --emit llvm or --emit nvvm (the IR before and after O3)")
+        args.emit += "-opt"
     module = parse(args.file)
     entry = entry_of(args, module)
     if entry is None:
@@ -396,5 +402,6 @@ def _emitted_by(name: str, *form: str):
 EMITTERS = {"ir": print_function, "python": _emitted_by("numpy"),
             "llvm": _emitted_by("llvm", "llvm"), "llvm-opt": _emitted_by("llvm", "llvm-opt"),
             "asm": _emitted_by("llvm", "asm"),
-            "nvvm": _emitted_by("cuda", "nvvm"), "ptx": _emitted_by("cuda", "ptx")}
-GPU_EMITS = ("nvvm", "ptx")  # these take --arch
+            "nvvm": _emitted_by("cuda", "nvvm"), "nvvm-opt": _emitted_by("cuda", "nvvm-opt"),
+            "ptx": _emitted_by("cuda", "ptx")}
+GPU_EMITS = ("nvvm", "nvvm-opt", "ptx")  # these take --arch

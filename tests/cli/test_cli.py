@@ -160,6 +160,7 @@ def test_dump_emit_python_runs(capsys, tiny):
     (["--fetch", "y", "--after", "prune", "--emit", "python"], "--emit prints the final entry"),
     (["--fetch", "double", "--step", "double"], "an entry runs one step"),
     (["--step", "tripple"], "unknown step 'tripple'"),
+    (["--fetch", "y", "--emit", "asm", "--opt"], "--opt goes with --emit llvm or --emit nvvm"),
 ])
 def test_dump_user_errors(capsys, tiny, argv, message):
     code, _, err = tflc(capsys, "dump", tiny, *argv)
@@ -189,6 +190,9 @@ def test_llvm_backend_and_its_emit_forms(capsys, tiny):
     assert (code, out) == (0, "total = 13.0\n")
     code, out, _ = tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "llvm")
     assert code == 0 and "define " in out and out.endswith("\n")
+    code, optimised, _ = tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "llvm", "--opt")
+    assert code == 0 and "define " in optimised and optimised != out
+    assert optimised == tflc(capsys, "dump", tiny, "--fetch", "total", "--emit", "llvm-opt")[1]
 
 
 def test_dump_memory_report(capsys, tiny):
