@@ -15,7 +15,7 @@ import test_ptx_ops as ops
 from codegen_cases import function, needs_toolkit
 from tflc.codegen.ptx.lower import lower
 from tflc.frontend import parse_file
-from tflc.ir import Function
+from tflc.ir import Error, Function
 from tflc.passes.fuse import fuse
 from tflc.passes.pipeline import DEFAULT_PIPELINE, run_pipeline, select_entry
 
@@ -150,6 +150,21 @@ def test_argmax_ties_and_nans_are_the_first(emulated):
     x[3, 69], x[3, 0] = -np.inf, -np.inf
     check_fusion_changes_nothing(emulated, function({"x": ("f32", (4, 70))}, build),
                                  ["reduction"], fixed={"x": x})
+
+
+def test_a_rows_total_read_at_another_row_is_refused_not_wrong(emulated):
+    """`x + sum(x, axis=1)` for a square x adds row i's total to column i: fused into one row
+    kernel (as `fuse` does today), the totals would be read at rows that have not got them."""
+    def build(b, v):
+        return {"y": b.emit("add", v["x"], b.emit("sum", v["x"], axis=1))}
+
+    func = fuse(function({"x": ("f32", (4, 4))}, build))
+    try:
+        compiled = emulated(func)
+    except Error as e:
+        assert "reads a row's result at another row" in e.message
+        return
+    ops.check(ops.Case(func, {}, {}, ops.SUMS["f32"]), compiled, (0,))
 
 
 # -- matmul: the epilogue in registers ---------------------------------------------------------
