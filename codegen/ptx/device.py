@@ -62,14 +62,12 @@ def barrier(b: ir.IRBuilder) -> None:
 def shuffle(s: Scalar, value: ir.Value, dtype: str, mode: str, operand: int) -> ir.Value:
     """Another lane's value: with `mode` "down", lane `lane + operand`'s (a lane past the warp's
     end gets its own); with "idx", lane `operand`'s. Shuffles move 32 bits: 64-bit values go in
-    two halves, bools widened."""
+    two halves."""
     b = s.b
     if dtype in ("f32", "i32"):
         fn = s.function(f"llvm.nvvm.shfl.sync.{mode}.{dtype}", value.type,
                         [I32, value.type, I32, I32])
         return b.call(fn, [FULL_MASK, value, ir.Constant(I32, operand), ir.Constant(I32, WARP - 1)])
-    if dtype == "bool":
-        return b.trunc(shuffle(s, b.zext(value, I32), "i32", mode, operand), value.type)
     bits = b.bitcast(value, I64) if dtype == "f64" else value
     halves = [b.trunc(bits, I32), b.trunc(b.lshr(bits, ir.Constant(I64, 32)), I32)]
     low, high = (b.zext(shuffle(s, half, "i32", mode, operand), I64) for half in halves)

@@ -38,7 +38,7 @@ from ..llvm.fused import FusedKernel, Key, LoopContext
 from ..llvm.kernels import element, first_extreme
 from ..llvm.layout import Layout, collapse
 from ..llvm.matmul import matmul_layouts
-from ..llvm.scalar import I64, const, llvm_type
+from ..llvm.scalar import I64, llvm_type
 from . import kernels
 from .kernels import NO_INDEX, Reducer, Rows, offset_at, unravel
 
@@ -193,8 +193,10 @@ class DeviceFused(FusedKernel):
     def reducer(self, r: Op) -> Reducer:
         dtype = r.operands[0].type.dtype
         if r.opcode in ("argmax", "argmin"):
-            return kernels.first_best(first_extreme(">" if r.opcode == "argmax" else "<"),
-                                      worst(r.opcode, dtype), dtype)
+            # the search starts at a value no element is better than
+            largest = r.opcode == "argmax"
+            worst = reductions.identity("max" if largest else "min", dtype)
+            return kernels.first_best(first_extreme(">" if largest else "<"), worst, dtype)
         name = self.lw.name(r.result)
 
         def combine(s, acc, x):
@@ -227,11 +229,3 @@ class DeviceFused(FusedKernel):
                                for (buffer, _), layout in zip(keys, layouts)],
                               store, lw.name(product.result))
         lw.launch(k, grid)
-
-
-def worst(opcode: str, dtype: str) -> ir.Constant:
-    """A value no element is better than, where argmax's (argmin's) search starts."""
-    extreme = "max" if opcode == "argmax" else "min"
-    if dtype == "bool":
-        return const("bool", extreme == "min")
-    return reductions.identity(extreme, dtype)

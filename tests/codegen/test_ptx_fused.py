@@ -4,8 +4,8 @@ emulator. A fused kernel does the unfused GPU kernels' scalar operations in thei
 fusing must not change a single bit of any output; NumPy checks both.
 
 Then the example models: how many kernels each entry launches with and without fusion, their
-fused and unfused outputs bit for bit (the tutorials' with -m slow), and ptxas on the fused
-steps."""
+fused and unfused outputs bit for bit (the tutorials' with -m slow); and ptxas on every case
+fused and on the examples' fused steps."""
 
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from tflc.frontend import parse_file
 from tflc.ir import Error, Function
 from tflc.passes.fuse import fuse
 from tflc.passes.pipeline import DEFAULT_PIPELINE, run_pipeline, select_entry
+from tflc.runtime import cuda
 
 emulator, emulated = ops.emulator, ops.emulated  # the emulator's fixtures
 UNFUSED_PIPELINE = tuple(name for name in DEFAULT_PIPELINE if name != "fuse")
@@ -33,37 +34,30 @@ def assert_same_bits(got: list, want: list, func: Function, context: str) -> Non
         assert g.tobytes() == w.tobytes(), f"{out.label} ({context}): {g} != {w}"
 
 
-def check_fusion_changes_nothing(emulated, func: Function, expected_kinds: list[str],
-                                 ranges=None, fixed=None, tolerance=None) -> None:
-    """The fused function is one kernel of the expected kind, launched once, and gives the
-    unfused outputs bit for bit, which are NumPy's within the usual tolerance."""
-    fused = fuse(func)
-    assert kinds(fused) == sorted(expected_kinds)
-    assert len(lower(fused, "sm_90").plan.launches) == len(expected_kinds)
-    case = ops.Case(func, ranges or {}, fixed or {}, tolerance)
-    joined, plain = emulated(fused), emulated(func)
-    for n in (0,) if fixed else ops.EMULATED_BATCHES:
-        sizes = {d: n for d in func.dims}
-        args = case.args(sizes)
-        assert_same_bits(joined(sizes, args), plain(sizes, args), func, f"N={n}")
-    ops.check(ops.Case(fused, ranges or {}, fixed or {}, tolerance), joined,
-              ops.EMULATED_BATCHES)
+CASES: dict[str, tuple[ops.Case, list[str]]] = {}  # name → the unfused case, its fused kinds
+
+
+def case(args: dict, expected: list[str], ranges=None, fixed=None, tolerance=None):
+    """Registers the decorated builder's function, to be fused into kernels of the `expected`
+    kinds."""
+    def register(build):
+        func = function(args, build, build.__name__)
+        CASES[build.__name__] = (ops.Case(func, ranges or {}, fixed or {}, tolerance), expected)
+        return build
+    return register
 
 
 # -- elementwise: a thread per element -------------------------------------------------------
 
-def test_elementwise_chain_with_broadcasts_and_yields(emulated):
-    def build(b, v):
-        t = b.emit("tanh", b.emit("mul", v["x"], v["row"]))
-        scaled = b.emit("exp", b.emit("add", t, v["column"]))
-        return {"t": t, "y": b.emit("where", v["mask"], scaled, b.const(0.5, "f32")),
-                "big": b.emit("gt", scaled, b.const(1.0, "f32")),
-                "twice": b.emit("cast", b.emit("mul", scaled, b.const(2.0, "f32")), dtype="f64")}
-
-    check_fusion_changes_nothing(
-        emulated, function({"x": ("f32", ("N", 3, 8)), "row": ("f32", (8,)),
-                            "column": ("f32", ("N", 3, 1)), "mask": ("bool", ("N", 1, 8))},
-                           build), ["elementwise"], tolerance=ops.TOLERANCE["f32"])
+@case({"x": ("f32", ("N", 3, 8)), "row": ("f32", (8,)), "column": ("f32", ("N", 3, 1)),
+       "mask": ("bool", ("N", 1, 8))}, ["elementwise"], tolerance=ops.TOLERANCE["f32"])
+def elementwise_chain(b, v):
+    """Broadcast operands, yields of three dtypes."""
+    t = b.emit("tanh", b.emit("mul", v["x"], v["row"]))
+    scaled = b.emit("exp", b.emit("add", t, v["column"]))
+    return {"t": t, "y": b.emit("where", v["mask"], scaled, b.const(0.5, "f32")),
+            "big": b.emit("gt", scaled, b.const(1.0, "f32")),
+            "twice": b.emit("cast", b.emit("mul", scaled, b.const(2.0, "f32")), dtype="f64")}
 
 
 # -- reductions: a warp, a block or a thread per row ----------------------------------------
@@ -79,77 +73,64 @@ def softmax_rows(b, v):
             "best": b.emit("argmax", x, axis=1)}
 
 
-def test_softmax_rows_a_warp_each(emulated):
-    check_fusion_changes_nothing(emulated, function({"x": ("f32", ("N", 100))}, softmax_rows),
-                                 ["reduction"], tolerance=ops.SUMS["f32"])
+@case({"x": ("f32", ("N", 100))}, ["reduction"], tolerance=ops.SUMS["f32"])
+def softmax_a_warp_per_row(b, v):
+    return softmax_rows(b, v)
 
 
-def test_long_rows_a_block_each(emulated):
-    """Rows longer than a warp takes (1024): a block per row, merged through shared memory."""
-    check_fusion_changes_nothing(emulated, function({"x": ("f64", (3, 1500))}, softmax_rows),
-                                 ["reduction"], tolerance=ops.SUMS["f64"])
+@case({"x": ("f64", (3, 1500))}, ["reduction"], tolerance=ops.SUMS["f64"])
+def softmax_a_block_per_row(b, v):
+    """Rows longer than a warp takes (1024): merged across the block in shared memory."""
+    return softmax_rows(b, v)
 
 
-def test_symbolic_rows_a_block_each(emulated):
-    """Reductions over two axes, of symbolic length, and their epilogues."""
-    def build(b, v):
-        x = v["x"]
-        total = b.emit("sum", b.emit("square", x), axis=[0, 2])
-        return {"total": total, "scaled": b.emit("mul", total, b.const(0.25, "f32")),
-                "largest": b.emit("max", b.emit("abs", x), axis=[0, 2], keepdims=True)}
-
-    check_fusion_changes_nothing(emulated, function({"x": ("f32", ("N", 3, 4))}, build),
-                                 ["reduction"], tolerance=ops.SUMS["f32"])
+@case({"x": ("f32", ("N", 3, 4))}, ["reduction"], tolerance=ops.SUMS["f32"])
+def symbolic_rows(b, v):
+    """Reductions over two axes, of symbolic length (a block per row), and their epilogues."""
+    x = v["x"]
+    total = b.emit("sum", b.emit("square", x), axis=[0, 2])
+    return {"total": total, "scaled": b.emit("mul", total, b.const(0.25, "f32")),
+            "largest": b.emit("max", b.emit("abs", x), axis=[0, 2], keepdims=True)}
 
 
-def test_reduction_over_the_batch_a_thread_per_column(emulated):
+@case({"d": ("f32", ("N", 30)), "b": ("f32", (30,))}, ["reduction"],
+      tolerance=ops.SUMS["f32"])
+def sum_over_the_batch(b, v):
     """A bias gradient and its SGD update: the last axis is kept, a thread sums each column."""
-    def build(b, v):
-        g = b.emit("sum", b.emit("mul", v["d"], v["d"]), axis=0)
-        return {"g": g, "b_new": b.emit("sub", v["b"], b.emit("mul", b.const(0.1, "f32"), g))}
-
-    check_fusion_changes_nothing(
-        emulated, function({"d": ("f32", ("N", 30)), "b": ("f32", (30,))}, build),
-        ["reduction"], tolerance=ops.SUMS["f32"])
+    g = b.emit("sum", b.emit("mul", v["d"], v["d"]), axis=0)
+    return {"g": g, "b_new": b.emit("sub", v["b"], b.emit("mul", b.const(0.1, "f32"), g))}
 
 
-def test_reduction_of_a_middle_axis(emulated):
-    def build(b, v):
-        x = v["x"]
-        low = b.emit("min", x, axis=1, keepdims=True)
-        return {"shifted": b.emit("sub", x, low),
-                "spread": b.emit("sum", b.emit("sub", x, low), axis=1)}
-
-    check_fusion_changes_nothing(emulated, function({"x": ("f64", ("N", 5, 7))}, build),
-                                 ["reduction"], tolerance=ops.SUMS["f64"])
+@case({"x": ("f64", ("N", 5, 7))}, ["reduction"], tolerance=ops.SUMS["f64"])
+def middle_axis(b, v):
+    x = v["x"]
+    low = b.emit("min", x, axis=1, keepdims=True)
+    return {"shifted": b.emit("sub", x, low),
+            "spread": b.emit("sum", b.emit("sub", x, low), axis=1)}
 
 
-def test_integer_rows_and_argmin(emulated):
-    def build(b, v):
-        x = v["x"]
-        return {"sum": b.emit("sum", b.emit("mul", x, x), axis=1),
-                "prod": b.emit("prod", b.emit("add", x, b.const(1, "i64")), axis=1),
-                "low": b.emit("argmin", b.emit("mul", x, x), axis=1)}
-
-    check_fusion_changes_nothing(emulated, function({"x": ("i64", ("N", 40))}, build),
-                                 ["reduction"], ranges={"x": (-2, 2)})  # many ties
+@case({"x": ("i64", ("N", 40))}, ["reduction"], ranges={"x": (-2, 2)})  # many ties
+def integer_rows_and_argmin(b, v):
+    x = v["x"]
+    return {"sum": b.emit("sum", b.emit("mul", x, x), axis=1),
+            "prod": b.emit("prod", b.emit("add", x, b.const(1, "i64")), axis=1),
+            "low": b.emit("argmin", b.emit("mul", x, x), axis=1)}
 
 
-def test_argmax_ties_and_nans_are_the_first(emulated):
+TIES = np.full((4, 70), 1.0, np.float32)
+TIES[0, 40], TIES[0, 7] = 3.0, 3.0  # a tie between lanes 8 and 7, on different turns
+TIES[1, 33], TIES[1, 65], TIES[1, 50] = np.nan, np.nan, np.inf  # the first NaN
+TIES[2] = -0.0
+TIES[2, 3], TIES[2, 36] = 0.0, -1.0  # 0.0 ties -0.0: the first element
+TIES[3, 69], TIES[3, 0] = -np.inf, -np.inf
+
+
+@case({"x": ("f32", (4, 70))}, ["reduction"], fixed={"x": TIES})
+def argmax_ties_and_nans(b, v):
     """Lanes merge their best values as a tree; ties and NaNs go to the first, as in order."""
-    def build(b, v):
-        x = v["x"]
-        return {"best": b.emit("argmax", x, axis=1), "worst": b.emit("argmin", x, axis=1),
-                "top": b.emit("max", x, axis=1)}
-
-    x = np.full((4, 70), 1.0, np.float32)
-    x[0, 40], x[0, 7] = 3.0, 3.0  # a tie between lanes 8 and 7, on different turns
-    x[1, 33], x[1, 65], x[1, 50] = np.nan, np.nan, np.inf  # the first NaN
-    x[2] = -0.0
-    x[2, 3], x[2, 36] = 0.0, -1.0  # 0.0 ties -0.0: the first element
-    x[3, 69], x[3, 0] = -np.inf, -np.inf
-    check_fusion_changes_nothing(emulated, function({"x": ("f32", (4, 70))}, build),
-                                 ["reduction"], fixed={"x": x})
+    x = v["x"]
+    return {"best": b.emit("argmax", x, axis=1), "worst": b.emit("argmin", x, axis=1),
+            "top": b.emit("max", x, axis=1)}
 
 
 def test_a_rows_total_read_at_another_row_is_refused_not_wrong(emulated):
@@ -169,48 +150,71 @@ def test_a_rows_total_read_at_another_row_is_refused_not_wrong(emulated):
 
 # -- matmul: the epilogue in registers ---------------------------------------------------------
 
-@pytest.mark.parametrize("yield_product", [False, True])
-def test_matmul_bias_relu_and_mask(emulated, yield_product):
-    def build(b, v):
-        product = b.emit("matmul", v["x"], v["W"])
-        z = b.emit("add", product, v["b"])
-        outputs = {"h": b.emit("relu", z), "mask": b.emit("gt", z, b.const(0.0, "f32"))}
-        if yield_product:
-            outputs["product"] = product
-        return outputs
-
-    check_fusion_changes_nothing(
-        emulated, function({"x": ("f32", ("N", 40)), "W": ("f32", (40, 30)),
-                            "b": ("f32", (30,))}, build), ["matmul"],
-        tolerance=ops.SUMS["f32"])
+DENSE = {"x": ("f32", ("N", 40)), "W": ("f32", (40, 30)), "b": ("f32", (30,))}
 
 
-def test_matmul_of_a_transposed_operand_with_an_update(emulated):
+def dense(b, v, yield_product: bool):
+    product = b.emit("matmul", v["x"], v["W"])
+    z = b.emit("add", product, v["b"])
+    outputs = {"h": b.emit("relu", z), "mask": b.emit("gt", z, b.const(0.0, "f32"))}
+    if yield_product:
+        outputs["product"] = product
+    return outputs
+
+
+@case(DENSE, ["matmul"], tolerance=ops.SUMS["f32"])
+def bias_relu_and_mask(b, v):
+    return dense(b, v, yield_product=False)
+
+
+@case(DENSE, ["matmul"], tolerance=ops.SUMS["f32"])
+def product_and_its_epilogue(b, v):
+    """The product is a yield too: stored from registers with the epilogue's."""
+    return dense(b, v, yield_product=True)
+
+
+@case({"x": ("f32", ("N", 20)), "g": ("f32", ("N", 30)), "W": ("f32", (20, 30))}, ["matmul"],
+      tolerance=ops.SUMS["f32"])
+def transposed_operand_and_update(b, v):
     """dW = x^T @ g, then W - lr * dW: the transpose is read through strides."""
-    def build(b, v):
-        dw = b.emit("matmul", b.emit("transpose", v["x"]), v["g"])
-        return {"W_new": b.emit("sub", v["W"], b.emit("mul", b.const(0.5, "f32"), dw))}
-
-    check_fusion_changes_nothing(
-        emulated, function({"x": ("f32", ("N", 20)), "g": ("f32", ("N", 30)),
-                            "W": ("f32", (20, 30))}, build), ["matmul"],
-        tolerance=ops.SUMS["f32"])
+    dw = b.emit("matmul", b.emit("transpose", v["x"]), v["g"])
+    return {"W_new": b.emit("sub", v["W"], b.emit("mul", b.const(0.5, "f32"), dw))}
 
 
-def test_matmul_of_vectors_and_batches(emulated):
+@case({"x": ("f64", ("N", 19)), "w": ("f64", (19,)), "s": ("f64", ()),
+       "a": ("f64", (2, "N", 5)), "c": ("f64", (5, 3)), "scale": ("f64", (2, 1, 3))},
+      ["matmul", "matmul"], tolerance=ops.SUMS["f64"])
+def vectors_and_batches(b, v):
     """A 1-D operand (C gets a dim of 1 in the kernel) and batch dims broadcast in the
     epilogue."""
-    def build(b, v):
-        column = b.emit("matmul", v["x"], v["w"])
-        batched = b.emit("matmul", v["a"], v["c"])
-        return {"column": b.emit("tanh", b.emit("add", column, v["s"])),
-                "batched": b.emit("mul", batched, v["scale"])}
+    column = b.emit("matmul", v["x"], v["w"])
+    batched = b.emit("matmul", v["a"], v["c"])
+    return {"column": b.emit("tanh", b.emit("add", column, v["s"])),
+            "batched": b.emit("mul", batched, v["scale"])}
 
-    func = function({"x": ("f64", ("N", 19)), "w": ("f64", (19,)), "s": ("f64", ()),
-                     "a": ("f64", (2, "N", 5)), "c": ("f64", (5, 3)),
-                     "scale": ("f64", (2, 1, 3))}, build)
-    check_fusion_changes_nothing(emulated, func, ["matmul", "matmul"],
-                                 tolerance=ops.SUMS["f64"])
+
+# -- every case, fused and not ---------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fused_are_the_unfused_bits(emulated, name):
+    """The fused function has a kernel of each expected kind, each launched once, and gives the
+    unfused outputs bit for bit, which are NumPy's within the usual tolerance."""
+    unfused, expected = CASES[name]
+    fused = fuse(unfused.func)
+    assert kinds(fused) == sorted(expected)
+    assert len(lower(fused, "sm_90").plan.launches) == len(expected)
+    joined = emulated(fused)
+    check_same_bits(unfused, joined, emulated(unfused.func), ops.EMULATED_BATCHES)
+    ops.check(ops.Case(fused, unfused.ranges, unfused.fixed, unfused.tolerance), joined,
+              ops.EMULATED_BATCHES)
+
+
+def check_same_bits(unfused: ops.Case, joined, plain, batches) -> None:
+    """The fused and the unfused function compiled, on the case's arguments at each batch size."""
+    for n in (0,) if unfused.fixed else batches:
+        sizes = {d: n for d in unfused.func.dims}
+        args = unfused.args(sizes)
+        assert_same_bits(joined(sizes, args), plain(sizes, args), unfused.func, f"N={n}")
 
 
 # -- the example models ------------------------------------------------------------------------
@@ -265,13 +269,38 @@ def test_kernels_launched_by_each_example(examples):
     pytest.param(f"{path.stem}_{entry}", marks=() if path.stem in QUICK else pytest.mark.slow)
     for path in EXAMPLES for entry in ["fetches", *parse_file(path).function("model").steps]])
 def test_examples_fused_are_the_unfused_bits(emulated, examples, name):
-    fused, plain = examples[name]
+    check_example_bits(examples[name], emulated)
+
+
+def check_example_bits(entry: tuple[Function, Function], compile_) -> None:
+    fused, plain = entry
     sizes = {d: 5 for d in fused.dims}
     args = ops.example_args(fused, sizes)
-    assert_same_bits(emulated(fused)(sizes, args), emulated(plain)(sizes, args), fused, name)
+    assert_same_bits(compile_(fused)(sizes, args), compile_(plain)(sizes, args), fused,
+                     fused.name)
 
 
 @needs_toolkit
-def test_ptxas_accepts_the_fused_steps(examples, tmp_path):
-    ops.assemble_all([ops.Case(fused, {}, {}) for name, (fused, _) in examples.items()
-                      if not name.endswith("_fetches")], tmp_path)
+def test_ptxas_accepts_the_fused_cases_and_steps(examples, tmp_path):
+    funcs = [fuse(unfused.func) for unfused, _ in CASES.values()]
+    funcs += [fused for name, (fused, _) in examples.items() if not name.endswith("_fetches")]
+    ops.assemble_all([ops.Case(func, {}, {}) for func in funcs], tmp_path)
+
+
+# -- on the GPU ---------------------------------------------------------------------------------
+
+gpu = ops.gpu  # the fixture: skips without a GPU and pycuda
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", list(CASES))
+def test_on_gpu_fused_are_the_unfused_bits(gpu, name):
+    unfused, _ = CASES[name]
+    check_same_bits(unfused, cuda.compile(fuse(unfused.func)), cuda.compile(unfused.func),
+                    ops.BATCHES)
+
+
+@pytest.mark.gpu
+def test_on_gpu_examples_fused_are_the_unfused_bits(gpu, examples):
+    for entry in examples.values():
+        check_example_bits(entry, cuda.compile)
