@@ -125,12 +125,14 @@ class Lowerer:
 
     @staticmethod
     def packing_buffer(b: Buffer, name: str) -> Buffer | None:
-        """None: the GPU's matmul reads B through its strides (no dense copy, as on the CPU)."""
+        """None: the GPU's matmul reads B through its strides (the CPU's vector tiles need a
+        dense copy of a strided B; shared-memory tiles do not)."""
         return None
 
     def kernel(self, name: str, buffers: list[Buffer], work: Dim | None = None) -> DeviceKernel:
-        """A kernel writing `buffers[0]`. `work` is for the CPU (whether a kernel is worth
-        several threads): every GPU kernel runs on many."""
+        """A kernel touching `buffers`, launched by default one thread per element of
+        `buffers[0]` (what it writes). `work` is for the CPU (whether a kernel is worth several
+        threads): every GPU kernel runs on many."""
         base = identifier(f"{self.func.name}_{name}")
         unique, n = base, 1
         while unique in self.kernel_names:
