@@ -223,7 +223,7 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.tfl"))
 QUICK = ("linear_regression", "logistic_regression")  # the others with -m slow
 
 # kernels launched by each example's entries on the GPU (unfused, fused): docs/cuda.md. Fused
-# are the `fuse` pass's kernels and `shape` (a size written for the kernels that read it).
+# are the `fuse` pass's kernels, one per `shape`, and copies of fetched constants and arguments.
 LAUNCHES = {
     "add_mul_fetches": (4, 4),  # copies of constants into their outputs
     "broadcast_fetches": (6, 3),
