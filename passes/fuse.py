@@ -100,6 +100,52 @@ def _swaps_last_two(op: Op) -> bool:
         list(range(rank - 2)) + [rank - 1, rank - 2]
 
 
+# For each dim of a value computed in a kernel, the dim of the kernel's space S it follows
+# (None: a dim of size 1). Backends evaluate region values at these.
+Projection = tuple
+
+
+def projection(space: Space, shape: tuple) -> Projection:
+    """How a value of `shape` (S, or S with the reduced axes kept as 1 or dropped) follows the
+    index of S, where the kernel computes it."""
+    rank = len(space.shape)
+    if len(shape) == rank:
+        return tuple(None if size == 1 else d for d, size in enumerate(shape))
+    if not shape:  # a scalar: the same everywhere
+        return ()
+    return tuple(d for d in range(rank) if d not in space.axes)
+
+
+def operand_projection(op: Op, operand: Value, at: Projection) -> Projection:
+    """Where an elementwise op (or a reshape moving 1s) reads `operand` when its result is
+    computed at projection `at`: NumPy's broadcasting lines dims up from the last."""
+    result_shape, shape = op.result.type.shape, operand.type.shape
+    if op.opcode == "reshape":  # adds or drops dims of size 1 only
+        follows = iter(d for size, d in zip(result_shape, at) if size != 1)
+        return tuple(None if size == 1 else next(follows) for size in shape)
+    lead = len(result_shape) - len(shape)
+    return tuple(None if size == 1 else at[lead + i] for i, size in enumerate(shape))
+
+
+def misread_value(space: Space, ops: list[Op]) -> str | None:
+    """Why a value computed in a row kernel would be read where the kernel does not have it,
+    or None. A kernel reducing rows computes a row's values (its sum, and values made from it)
+    while it is on that row; an op reading one at another place, as NumPy's broadcasting may
+    (`x + sum(x, axis=1)` adds row j's total to column j), would read a row not reached yet."""
+    if space.kind != "reduction":
+        return None
+    computed = {r for op in ops for r in op.results}
+    for op in ops:
+        if get(op.opcode).kind != "elementwise" and op.opcode not in ("broadcast_to", "reshape"):
+            continue
+        at = projection(space, op.result.type.shape)
+        for v in op.operands:
+            if v in computed and operand_projection(op, v, at) != projection(space, v.type.shape):
+                return (f"{op.opcode} reads a value computed for one row at another (NumPy's "
+                        "broadcasting lines its dims up with other axes)")
+    return None
+
+
 def combine(a: Space, b: Space) -> Space | str:
     """The space of one kernel doing the work of kernels a and b, or why there is none."""
     if "transpose" in (a.kind, b.kind):
@@ -176,6 +222,9 @@ def kernel_space(op: Op) -> Space:
                 raise ValueError(f"fused[kind={op.attrs['kind']}]: {inner.opcode}: {reason}")
     if space is None or space.kind != op.attrs["kind"]:
         raise ValueError(f"fused[kind={op.attrs['kind']}] holds a {space} kernel")
+    misread = misread_value(space, region.ops)
+    if misread is not None:
+        raise ValueError(f"fused[kind={op.attrs['kind']}]: {misread}")
     yielded = {out.value for out in region.outputs}
     for inner in region.ops:
         if inner.opcode != "transpose":
@@ -250,6 +299,10 @@ class _Grouping:
         space = combine(self.groups[a].space, self.groups[b].space)
         if isinstance(space, str):
             return f"the kernels would not fit together: {space}"
+        misread = misread_value(
+            space, [self.ops[m] for m in self.groups[a].members + self.groups[b].members])
+        if misread is not None:
+            return misread
         for source, target in ((a, b), (b, a)):
             reason = self.edge_reason(source, target)
             if reason is not None:

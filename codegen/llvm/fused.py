@@ -34,7 +34,7 @@ from ...ir.core import Op, Value
 from ...ir.ops.shape import permutation
 from ...ir.registry import REGISTRY
 from ...ir.types import Dim, dim_product
-from ...passes.fuse import kernel_space
+from ...passes.fuse import Projection, kernel_space, operand_projection, projection
 from . import matmul, reductions
 from .elementwise import SCALAR
 from .kernels import (
@@ -53,7 +53,6 @@ from .scalar import I64, const
 if TYPE_CHECKING:
     from .lower import Lowerer
 
-Projection = tuple[int | None, ...]
 Key = tuple[Buffer, Projection]  # a buffer read or written at a projection of the index of S
 
 
@@ -78,7 +77,7 @@ def lower_fused(lw: Lowerer, op: Op) -> None:
 class FusedKernel:
     def __init__(self, lw: Lowerer, op: Op):
         self.lw, self.op, self.region = lw, op, op.region
-        space = kernel_space(op)
+        self.kernel_space = space = kernel_space(op)
         self.kind, self.space = space.kind, space.shape
         self.axes = space.axes if space.kind == "reduction" else ()
         self.outer = min(self.axes) if self.axes else 0
@@ -144,22 +143,7 @@ class FusedKernel:
         return self._ready[value]
 
     def projection(self, shape: tuple) -> Projection:
-        """How a value of `shape` (S, or S with the reduced axes kept as 1 or dropped) follows
-        the index of S."""
-        rank = len(self.space)
-        if len(shape) == rank:
-            return tuple(None if size == 1 else d for d, size in enumerate(shape))
-        return tuple(d for d in range(rank) if d not in self.axes)
-
-    @staticmethod
-    def operand_projection(inner: Op, operand: Value, projection: Projection) -> Projection:
-        """Where `operand` is read when `inner`'s result is computed at `projection`."""
-        result_shape, shape = inner.result.type.shape, operand.type.shape
-        if inner.opcode == "reshape":  # adds or drops dims of size 1 only
-            follows = iter(d for size, d in zip(result_shape, projection) if size != 1)
-            return tuple(None if size == 1 else next(follows) for size in shape)
-        lead = len(result_shape) - len(shape)
-        return tuple(None if size == 1 else projection[lead + i] for i, size in enumerate(shape))
+        return projection(self.kernel_space, shape)
 
     def reads(self, value: Value, projection: Projection, keys: dict[Key, None]) -> None:
         """Collects the buffer reads that computing `value` at `projection` makes."""
@@ -169,7 +153,7 @@ class FusedKernel:
             return
         inner = self.producer[value]
         for operand in inner.operands:
-            self.reads(operand, self.operand_projection(inner, operand, projection), keys)
+            self.reads(operand, operand_projection(inner, operand, projection), keys)
 
     def evaluate(self, value: Value, projection: Projection, loop: LoopContext) -> ir.Value:
         key = (value, projection)
@@ -180,7 +164,7 @@ class FusedKernel:
             result = loop.load((buffer, projection))
         else:
             inner = self.producer[value]
-            operands = [self.evaluate(u, self.operand_projection(inner, u, projection), loop)
+            operands = [self.evaluate(u, operand_projection(inner, u, projection), loop)
                         for u in inner.operands]
             loop.k.at(inner.loc)
             if inner.opcode == "const":

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING
 from llvmlite import ir
 
 from ...ir.core import Op, Value
-from ...ir.errors import Error
 from ...ir.types import dim_product
 from ..llvm import reductions
 from ..llvm.fused import FusedKernel, Key, LoopContext
@@ -73,21 +72,9 @@ class DeviceFused(FusedKernel):
             super().reads(value, projection, keys)
 
     def evaluate(self, value, projection, loop) -> ir.Value:
-        if value in self.in_registers:
-            self.check_same_place(value, projection)
+        if value in self.in_registers:  # read where it was computed (passes/fuse.py checks)
             return self.registers[value]
         return super().evaluate(value, projection, loop)
-
-    def check_same_place(self, value: Value, projection) -> None:
-        """A value in registers is the row's (the element's): read at any other place (a row's
-        total broadcast along another row: `x + sum(x, axis=1)` for a square x), it would be
-        wrong, so that is refused rather than computed."""
-        shape = value.type.shape
-        own = self.projection(shape)
-        if any(d != mine and size != 1 for d, mine, size in zip(projection, own, shape)):
-            raise Error("internal error in the cuda backend: a fused kernel reads a row's "
-                        "result at another row (the fuse pass should have kept them apart)",
-                        self.op.loc)
 
     def emit(self) -> None:
         if self.matmul is None:

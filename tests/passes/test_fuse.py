@@ -3,6 +3,7 @@ of every fused op, random graphs and every example model giving the same results
 (bit for bit: the NumPy backend runs a region's ops as they are), and kernel counts."""
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,34 @@ func @f<N>(%x: f32[N,4]) -> (f32[N,4]) {
   }
   return %u
 }"""),
+    "a row's total broadcast along the rows stays out of the row kernel": ("""
+func @f(%x: f32[4,4]) -> (f32[4,4]) {
+  %s: f32[4] = sum[axis=[1], keepdims=false] %x
+  %y: f32[4,4] = add %x, %s
+  return %y
+}""", None),  # NumPy adds row j's total to column j: not the row the kernel is on
+    "nor does a row's total reshaped to lie along the rows": ("""
+func @f(%x: f32[4,4]) -> (f32[4,4]) {
+  %s: f32[4] = sum[axis=[1], keepdims=false] %x
+  %r: f32[1,4] = reshape[shape=[1, 4]] %s
+  %y: f32[4,4] = add %x, %r
+  return %y
+}""", None),
+    "a column's total broadcast along the rows joins the column kernel": ("""
+func @f(%x: f32[4,4]) -> (f32[4,4]) {
+  %s: f32[4] = sum[axis=[0], keepdims=false] %x
+  %y: f32[4,4] = add %x, %s
+  return %y
+}""", """
+func @f(%x: f32[4,4]) -> (f32[4,4]) {
+  %y: f32[4,4] = fused[kind=reduction] %x {
+    ^(%0: f32[4,4]):
+    %1: f32[4] = sum[axis=[0], keepdims=false] %0
+    %2: f32[4,4] = add %0, %1
+    yield %2
+  }
+  return %y
+}"""),
     "no kernel takes a producer that feeds it through another kernel (a cycle)": ("""
 func @f<N>(%x: f32[N,4]) -> (f32[N,4]) {
   %a: f32[N,4] = exp %x
@@ -237,6 +266,14 @@ def test_kernel_space_refuses_a_region_that_breaks_its_contract():
     with pytest.raises(ValueError, match="holds a matmul"):
         kernel_space(op.__class__(op.opcode, op.operands, op.results, {"kind": "elementwise"},
                                   op.loc, op.region))
+    # a column kernel's region holding a row's total read along the rows
+    column = fuse(parse_function(
+        CASES["a column's total broadcast along the rows joins the column kernel"][0].strip()))
+    op = column.ops[0]
+    rows = replace(op.region.ops[0], attrs={**op.region.ops[0].attrs, "axis": [1]})
+    region = op.region.replace(ops=(rows, *op.region.ops[1:]))
+    with pytest.raises(ValueError, match="reads a value computed for one row at another"):
+        kernel_space(replace(op, region=region))
 
 
 # -- random graphs -------------------------------------------------------------------------------
