@@ -99,8 +99,9 @@ class FusedKernel:
             self.buffers.setdefault(value, storage)
         self.best: dict[Op, Buffer] = {}
         for inner in self.reductions:
-            self.buffers.setdefault(inner.result, lw.temporary(inner.result.type,
-                                                               lw.name(inner.result)))
+            if inner.result not in self.buffers:  # a yielded one has its output's buffer
+                self.buffers[inner.result] = lw.temporary(inner.result.type,
+                                                          lw.name(inner.result))
             if inner.opcode in ("argmax", "argmin"):
                 x = inner.operands[0].type
                 self.best[inner] = lw.temporary(inner.result.type.with_dtype(x.dtype),
