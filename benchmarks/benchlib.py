@@ -100,20 +100,32 @@ def initial_params(net: Net) -> dict[str, np.ndarray]:
 # -- timing ------------------------------------------------------------------------------------
 
 SETTLE_SECONDS = 0.5
+# Calls of a few microseconds vary by 40% from one batch of 200 to the next: short calls are
+# repeated until the warm-up and the timed calls each last this long (at most 100 times more).
+MIN_SECONDS = 0.05, 0.5
 
 
 def time_calls(call, options: Options) -> dict[str, float]:
     """Median and minimum seconds of `options.repeats` calls of `call(i)` (i counts from 0),
-    after `options.warmup` untimed ones. Each call is timed on its own, so the median is not
+    after `options.warmup` untimed ones, or more of both for short calls (`MIN_SECONDS`). Each call is timed on its own, so the median is not
     pulled by one slow call (another process taking the core). First a pause, long enough for
     the threads of a BLAS used just before (a check against NumPy) to stop spinning: OpenBLAS's
     wait for work for ~0.1 s (2^28 cycles), and meanwhile hold the cores a run with threads
     needs (a 2-thread tflc matmul of 55 µs took 10 times as long)."""
     time.sleep(SETTLE_SECONDS)
-    for i in range(options.warmup):
+    warmup, repeats = options.warmup, options.repeats
+    started = time.perf_counter()
+    for i in range(warmup):
         call(i)
+    if not options.smoke:  # short calls: more of both
+        each = max((time.perf_counter() - started) / max(warmup, 1), 1e-9)
+        extra = max(min(int(MIN_SECONDS[0] / each), 100 * warmup) - warmup, 0)
+        for i in range(warmup, warmup + extra):
+            call(i)
+        warmup += extra
+        repeats = max(repeats, min(int(MIN_SECONDS[1] / each), 100 * repeats))
     seconds = []
-    for i in range(options.warmup, options.warmup + options.repeats):
+    for i in range(warmup, warmup + repeats):
         start = time.perf_counter()
         call(i)
         seconds.append(time.perf_counter() - start)
