@@ -140,11 +140,14 @@ def test_ctrl_c_saves_and_exits_130(files, capsys, monkeypatch):
 
 
 def test_a_real_sigint(files):
-    """The signal itself, sent to a running `python -m tflc train`."""
+    """The signal itself, sent to a running `python -m tflc train`. (Its SIGINT is set back to
+    the default first: a shell starts background jobs with it ignored, and Python then installs
+    no handler, so the test would wait for nothing when run in the background.)"""
     process = subprocess.Popen(
         [sys.executable, "-m", "tflc", "train", "blobs.tfl", "--data", "blobs.npz",
          "--steps", "10000000", "--batch", "1", "--no-progress", "--log", "s.jsonl"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = files / "s.jsonl"
     deadline = time.monotonic() + 60
     while (not log.exists() or log.stat().st_size < 20000) and time.monotonic() < deadline:
