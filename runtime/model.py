@@ -125,8 +125,7 @@ class Model:
         Feeds are keywords (`x=batch`) or, for names that cannot be keywords (`fc1.x`, `fetch`),
         a dict passed second: `run("loss", {"fc1.x": batch})`.
         """
-        key = (what, True) if fetch is None and type(what) is str else \
-            (_names_key(what), fetch is None or _names_key(fetch))
+        key = (_names_key(what), fetch is None or _names_key(fetch))
         planned = self._runs.get(key)
         if planned is None:
             planned = self._plan_run(what, fetch)

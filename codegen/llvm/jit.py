@@ -136,7 +136,6 @@ class Compiled:
                                      ctypes.c_void_p, *[ctypes.c_int64] * len(signature.dims))
         self._entry = prototype(code.address(signature.boxed or signature.entry))
         self._boxed = signature.boxed is not None
-        self._dims = signature.dims
         self._local = threading.local()
         self._out_dtypes = [NUMPY_DTYPES[dtype] for _, dtype in signature.outputs]
         in_place = dict(signature.in_place)  # the argument each output is written into, if any
@@ -160,7 +159,7 @@ class Compiled:
 
     def __call__(self, sizes: dict[str, int], args: list[np.ndarray]) -> list[np.ndarray]:
         # (the per-run path: a few microseconds matter here, as a small kernel takes as long)
-        dims = tuple([sizes[d] for d in self._dims]) if self._dims else ()
+        dims = tuple([sizes[d] for d in self.signature.dims])
         shapes, nbytes = self._layouts.get(dims) or self._layout(dims, sizes)
         outputs = [np.empty(shape, dtype) if argument is None else args[argument]
                    for shape, dtype, argument in zip(shapes, self._out_dtypes, self._written_in)]

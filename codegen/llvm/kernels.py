@@ -146,7 +146,6 @@ class Kernel:
         self.b = ir.IRBuilder(self.function.append_basic_block("body"))
         self.s = scalar(self.b, fma)
         self._dims: dict[Dim, ir.Value] = {}
-        self.fills: dict[int, ir.Value] = {}  # base pointer → the value `fill` wrote there
         self.debug, self.loc = debug, loc
         if debug is not None:
             self.scope = debug.place([self.setup, self.b], self.function, loc)
@@ -504,20 +503,22 @@ def elementwise_loops(outs: list[Operand], ins: list[Operand], keep_dims: bool
 
 
 def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, *,
-                accumulate: bool = False, keep_dims: bool = False, shared: bool = False) -> None:
+                accumulate: ir.Value | None = None, keep_dims: bool = False,
+                shared: bool = False) -> None:
     """`outs[...] = body(ins[...])` over the shape of `outs` (inputs already broadcast to it).
 
-    With `accumulate`, a reduction: one output, the accumulator (its layout has stride 0 along
-    the reduced dims; `fill`ed with the identity in this kernel first), one input, and the
+    With `accumulate` (the identity the accumulator was `fill`ed with in this kernel), a
+    reduction: one output, the accumulator (its layout has stride 0 along the reduced dims), one
+    input, and the
     combining step for a body: `body(s, [acc, x], index)` is `[acc ⊕ x]`, for scalars and for
     vectors of them, whatever the index. Rows are reduced in lanes (`reduce_rows`), other dims in
     memory order. `keep_dims` keeps one loop per dim, for bodies that use the loop indices;
     otherwise the loops are collapsed. `shared`: divided among the kernel's threads (each
     element is written once, so the parts are independent)."""
-    rows = accumulate and reduces_rows(k, outs[0].layout)
+    rows = accumulate is not None and reduces_rows(k, outs[0].layout)
     shape, operands = (outs[0].layout.shape, outs + ins) if rows else \
         elementwise_loops(outs, ins, keep_dims)
-    read = operands if accumulate else operands[len(outs):]
+    read = operands if accumulate is not None else operands[len(outs):]
 
     def visit(pointers: list[ir.Value], index: Index) -> None:
         values = [k.s.load(ptr, op.dtype, op.name)
@@ -527,11 +528,11 @@ def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, 
             k.s.store(result, ptr, op.dtype)
 
     if rows:
-        lanes = Lanes(k.fills[id(outs[0].ptr)], lambda s, acc, x: body(s, [acc, x], None)[0])
+        lanes = Lanes(accumulate, lambda s, acc, x: body(s, [acc, x], None)[0])
         reduce_rows(k, shape, operands, [lanes, None], visit, shared=shared)
         return
     # accumulating along the innermost loop (stride 0 there) is a reduction loop
-    reduction = accumulate and bool(shape) and any(
+    reduction = accumulate is not None and bool(shape) and any(
         op.layout.strides[-1] == 0 for op in operands[:len(outs)])
     with element_nest(k, shape, operands, shared=shared, reduction=reduction) as \
             (pointers, index):
@@ -540,9 +541,8 @@ def elementwise(k: Kernel, outs: list[Operand], ins: list[Operand], body: Body, 
 
 def fill(k: Kernel, out: Operand, value: ir.Value, *, shared: bool = False) -> None:
     """`out[...] = value` (a constant, or a value computed in the setup block): where an
-    accumulation into `out` starts (`elementwise`), and then its lanes too."""
+    accumulation into `out` starts (`elementwise` with `accumulate=value`)."""
     elementwise(k, [out], [], lambda s, values, index: [value], shared=shared)
-    k.fills[id(out.ptr)] = value
 
 
 Better = Callable[[Scalar, ir.Value, ir.Value, str], ir.Value]

@@ -320,8 +320,9 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
         return [reductions.combine(s, op.opcode, acc, element, dtype, lw.options.fast_math, name)]
 
     k = lw.kernel(name, [out, x])
-    kernels.fill(k, k.operand(out), reductions.identity(op.opcode, dtype))
-    kernels.elementwise(k, [k.operand(accumulator)], [k.operand(x)], body, accumulate=True)
+    identity = reductions.identity(op.opcode, dtype)
+    kernels.fill(k, k.operand(out), identity)
+    kernels.elementwise(k, [k.operand(accumulator)], [k.operand(x)], body, accumulate=identity)
     lw.launch(k)
 
 

@@ -225,7 +225,7 @@ def lower_reduce(lw: Lowerer, op: Op) -> None:
             cpu_kernels.elementwise(k, [Operand(acc.ptr, dtype, spread, acc.name)],
                                     [Operand(start.ptr, dtype, inner, start.name)],
                                     lambda s, values, index: [combine(s, *values)],
-                                    accumulate=True)
+                                    accumulate=init)
     lw.launch(k, grid)
 
 

@@ -194,10 +194,7 @@ def test_same_bits_for_avx2_code_and_any_batch_size(monkeypatch):
 
 
 @pytest.mark.skipif(not threads.runtime(), reason="libgomp is not installed")
-def test_same_bits_on_any_number_of_threads(monkeypatch):
-    options_for = jit.options_for
-    monkeypatch.setattr(jit, "options_for", lambda target, fast_math=False: dataclasses.replace(
-        options_for(target, fast_math), parallel_work=1))
+def test_same_bits_on_any_number_of_threads(every_kernel_parallel):
     compiled = compile(fuse(softmax_rows()), threads=1)
     x = RNG.standard_normal((37, 500)).astype(np.float32)
     alone = compiled({"N": 37}, [x])

@@ -1,13 +1,12 @@
 """Kernels on several threads (OpenMP's runtime): the results do not depend on the thread
 count, bit for bit, because threads divide rows and each element is computed as on one."""
 
-import dataclasses
 import multiprocessing
 
 import numpy as np
 import pytest
 
-from tflc.codegen.llvm import compile, jit, threads
+from tflc.codegen.llvm import compile, threads
 from tflc.frontend import parse_source
 from tflc.ir import Error
 from tflc.passes.fuse import fuse
@@ -29,14 +28,6 @@ logits = h @ W2 + b2
 loss = mean(sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
 train step = sgd(loss, lr=0.1)
 """
-
-
-@pytest.fixture
-def every_kernel_parallel(monkeypatch):
-    """Kernels go parallel from the first element on, so small tests use the threads."""
-    options_for = jit.options_for
-    monkeypatch.setattr(jit, "options_for", lambda target, fast_math=False: dataclasses.replace(
-        options_for(target, fast_math), parallel_work=1))
 
 
 @pytest.mark.parametrize("fused", [False, True])
