@@ -82,6 +82,15 @@ def _make(coef: int, symbols: Counter) -> Dim:
     return "*".join(([str(coef)] if coef != 1 else []) + names)
 
 
+def dim_expression(d: Dim, variables: dict[str, str]) -> str | None:
+    """Python for a dim's size, given the variable holding each symbol's (784*N → 784*n), or
+    None if a symbol has none."""
+    coef, symbols = _factors(d)
+    if any(name not in variables for name in symbols):
+        return None
+    return "*".join([str(coef)] + [variables[name] for name in symbols.elements()])
+
+
 def dim_symbols(d: Dim) -> tuple[str, ...]:
     return tuple(sorted(_factors(d)[1]))
 

@@ -18,6 +18,8 @@ from ..ir.core import Decl
 from ..ir.errors import Error, did_you_mean
 from ..ir.types import NUMPY_DTYPES
 
+COUNTER = "__run"  # the run counter's decl: fed by the model, not by the user
+
 
 def zeros(shape, rng):
     return np.zeros(shape)
@@ -126,3 +128,10 @@ def _literal(decl: Decl, value: np.ndarray, dtype, shape) -> np.ndarray:
     except ValueError:
         raise Error(f"initial value of shape {list(value.shape)} does not broadcast to "
                     f"'{decl.name}': {decl.type}", decl.loc) from None
+
+
+def counter_value(count: int, seed: int) -> np.ndarray:
+    """What the run counter `__run` holds: the run number plus the model seed times 2**32
+    (wrapping to int64), so different seeds draw different dropout masks on the same run."""
+    mixed = (count + (seed << 32)) % 2**64
+    return np.array(mixed - 2**64 if mixed >= 2**63 else mixed, np.int64)

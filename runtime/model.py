@@ -19,7 +19,7 @@ under debug_nans every backend falls back to it.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +32,9 @@ from ..passes.manager import run_pipeline
 from ..passes.pipeline import DEFAULT_PIPELINE, compile_entry, select_entry
 from . import checkpoint
 from .backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
-from .feeds import QuickCheck, check_feeds, check_names
-from .init import check_seed, initial_value
-
-COUNTER = "__run"
-
+from .feeds import check_feeds, check_names
+from .lean import DECLINED, lean_run, quick_check
+from .init import COUNTER, check_seed, counter_value, initial_value
 
 @dataclass(frozen=True)
 class Entry:
@@ -48,7 +46,7 @@ class Entry:
     compiled: object  # the backend's Compiled: compiled(sizes, args) -> list of arrays
     arguments: tuple[str, ...]  # the decl each argument of `function` takes, in order
     inputs: tuple[str, ...]  # those of them that are fed (`input` decls), known at compile time
-    quick: QuickCheck  # the usual feeds, checked fast
+    quick: Callable[[dict], dict | None]  # the usual feeds' dims' sizes, or None (lean.py)
     updates: tuple[str, ...]  # what a step's outputs update, after the fetches
     counter: bool  # whether the run counter is an argument (the run then counts)
 
@@ -72,7 +70,8 @@ class Model:
                         if d.kind in ("param", "state")}
         self._counter = 0
         self._entries: dict[tuple, Entry] = {}
-        self._runs: dict[tuple, tuple[Entry, str]] = {}  # run's (what, fetch) → entry, returns
+        # run's (what, fetch) → the entry, what run returns, and its lean path (lean.py)
+        self._runs: dict[tuple, tuple[Entry, str, Callable | None]] = {}
         self._steps = module.function("model").steps
 
     def __repr__(self) -> str:
@@ -125,13 +124,18 @@ class Model:
         Feeds are keywords (`x=batch`) or, for names that cannot be keywords (`fc1.x`, `fetch`),
         a dict passed second: `run("loss", {"fc1.x": batch})`.
         """
-        key = (_names_key(what), fetch is None or _names_key(fetch))
+        key = (what if type(what) is str else _names_key(what),
+               fetch is None or _names_key(fetch))
         planned = self._runs.get(key)
         if planned is None:
             planned = self._plan_run(what, fetch)
             if None not in key:
                 self._runs[key] = planned
-        entry, returns = planned
+        entry, returns, lean = planned
+        if lean is not None and not feed_dict:
+            results = lean(feeds)
+            if results is not DECLINED:
+                return results
         if feed_dict:
             twice = sorted(set(feed_dict) & set(feeds))
             if twice:
@@ -140,9 +144,9 @@ class Model:
         results = self._execute(entry, feeds)
         return None if returns == "none" else results[0] if returns == "one" else results
 
-    def _plan_run(self, what, fetch) -> tuple[Entry, str]:
-        """The entry that `run(what, fetch=fetch)` runs, and what it returns: "none", "one"
-        array or a "list"."""
+    def _plan_run(self, what, fetch) -> tuple[Entry, str, Callable | None]:
+        """The entry that `run(what, fetch=fetch)` runs, what it returns ("none", "one" array
+        or a "list"), and the lean path for the usual feeds, where the backend has one."""
         names = [what] if isinstance(what, str) else list(what)
         if not all(isinstance(name, str) for name in names):
             raise Error(f"run() takes a name or a list of names, got {what!r}")
@@ -157,7 +161,8 @@ class Model:
             returns = "one" if isinstance(fetch, str) else "list"
         elif isinstance(what, str) and step is not None:  # a step alone
             returns = "none"
-        return self._entry(tuple(fetches), step), returns
+        entry = self._entry(tuple(fetches), step)
+        return entry, returns, lean_run(self, entry, returns)
 
     def _step_of(self, names: list[str]) -> str | None:
         steps = [name for name in names if name in self._steps]
@@ -190,7 +195,7 @@ class Model:
             arguments = tuple(arg.name for arg in function.args)
             inputs = tuple(n for n in arguments if self.module.decl(n).kind == "input")
             self._entries[key] = Entry(fetches, step, function, compiled, arguments, inputs,
-                                       QuickCheck(self.module, inputs),
+                                       quick_check(self.module, inputs),
                                        tuple(out.label for out in function.outputs[len(fetches):]),
                                        COUNTER in arguments)
         return self._entries[key]
@@ -252,13 +257,6 @@ def _names_key(names) -> str | tuple | None:
     if isinstance(names, (list, tuple)) and all(isinstance(name, str) for name in names):
         return tuple(names)
     return None
-
-
-def counter_value(count: int, seed: int) -> np.ndarray:
-    """What the run counter `__run` holds: the run number plus the model seed times 2**32
-    (wrapping to int64), so different seeds draw different dropout masks on the same run."""
-    mixed = (count + (seed << 32)) % 2**64
-    return np.array(mixed - 2**64 if mixed >= 2**63 else mixed, np.int64)
 
 
 def _type_of(array: np.ndarray) -> TensorType:

@@ -10,17 +10,18 @@ import sys
 import threading
 import time
 import weakref
+from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...ir.core import Function
 from ...ir.errors import Error
-from ...ir.types import NUMPY_DTYPES, eval_dim
+from ...ir.types import NUMPY_DTYPES, dim_expression, eval_dim
 from . import cache as compile_cache
 from . import loading
 from . import threads as threads_module
-from .abi import Options, threads_global
+from .abi import SCRATCH_ALIGN, Options, align, threads_global
 from .target import Target, host, optimize
 
 if TYPE_CHECKING:
@@ -169,6 +170,45 @@ class Compiled:
             self._entry(*map(address, args), *map(address, outputs), self._scratch(nbytes),
                         *dims)
         return outputs
+
+    def inline(self, args: list[str], sizes: dict[str, str]) -> tuple[list[str], dict, list[str]]:
+        """What `__call__` does, as Python statements for a caller that generates its per-run
+        code (runtime/lean.py): `args` name the variables holding the arguments, checked as
+        `__call__` requires, `sizes` the variable holding each dim's size. Returns the
+        statements, the names they use (all starting with `native_`), and the variables
+        holding the outputs after them: fresh arrays, or the argument an output is written
+        into (as `__call__`'s)."""
+        namespace = {"native_entry": self._entry, "native_empty": np.empty,
+                     "native_address": address, "native_scratch": self._scratch}
+        lines, outputs = [], []
+        for i, ((shape, dtype), argument) in enumerate(zip(self.signature.outputs,
+                                                           self._written_in)):
+            if argument is not None:
+                outputs.append(args[argument])
+                continue
+            namespace[f"native_{dtype}"] = np.dtype(NUMPY_DTYPES[dtype])
+            dims = "".join(f"{dim_expression(dim, sizes)}, " for dim in shape)
+            lines.append(f"native_out{i} = native_empty(({dims}), native_{dtype})")
+            outputs.append(f"native_out{i}")
+        arrays = args + outputs if self._boxed else \
+            [f"native_address({array})" for array in args + outputs]
+        call = [*arrays, self._inline_scratch(sizes), *[sizes[d] for d in self.signature.dims]]
+        lines.append(f"native_entry({', '.join(call)})")
+        return lines, namespace, outputs
+
+    def _inline_scratch(self, sizes: dict[str, str]) -> str:
+        """Python for the scratch buffer's address (`Signature.scratch_bytes`), or None."""
+        static, symbolic = 0, Counter()  # bytes of the slots of known size; the others' sizes
+        for slot in self.signature.scratch:
+            if isinstance(slot, int):
+                static += align(slot)
+            else:
+                symbolic[dim_expression(slot, sizes)] += 1
+        if not static and not symbolic:
+            return "None"
+        terms = [str(static)] + [f"{count} * (-(-({size}) // {SCRATCH_ALIGN}) * {SCRATCH_ALIGN})"
+                                 for size, count in symbolic.items()]
+        return f"native_scratch({' + '.join(terms)})"
 
     def _layout(self, dims: tuple[int, ...], sizes: dict[str, int]):
         """The output shapes and scratch bytes for these sizes (kept for the next call:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tflc import Error
-from tflc.runtime.feeds import QuickCheck
+from tflc.runtime.lean import quick_check
 
 X = np.ones((2, 3), np.float32)
 Y = np.zeros((2, 2), np.float32)
@@ -88,7 +88,7 @@ def test_nothing_runs_when_a_feed_is_wrong(model):
 def test_quick_check_takes_only_the_usual_feeds(toy):
     """The fast path sees exactly the entry's inputs as C-ordered arrays of their dtypes and
     shapes, and gives the dims' sizes; anything else goes to the full check (None)."""
-    quick = QuickCheck(toy, ["x", "y", "n"])
+    quick = quick_check(toy, ["x", "y", "n"])
     n = np.array(3, np.int32)
     assert quick({"x": X, "y": Y, "n": n}) == {"N": 2}
     unusual = [{"x": X, "y": Y},  # a missing input
