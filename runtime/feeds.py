@@ -59,44 +59,6 @@ def check_feeds(module: Module, feeds: Mapping[str, object]) -> tuple[dict, dict
     return arrays, {dim: size for dim, (size, _) in sizes.items()}
 
 
-class QuickCheck:
-    """The usual feeds of one entry, checked in a few hundred nanoseconds an input: exactly the
-    entry's inputs, each a C-ordered array of its dtype and shape. `quick(feeds)` gives the
-    sizes of the dims they bind, or None for anything else (a missing or extra name, a list,
-    another dtype, a wrong shape): then `check_names` and `check_feeds` convert what can be
-    converted and explain what cannot."""
-
-    def __init__(self, module: Module, inputs: Sequence[str]):
-        self.names = frozenset(inputs)
-        decls = [d for d in module.decls if d.name in self.names]  # the first input binds a dim
-        # per input: its dtype, its shape with symbols as None, and its symbols' axes
-        self.specs = tuple(
-            (d.name, np.dtype(NUMPY_DTYPES[d.type.dtype]),
-             [dim if isinstance(dim, int) else None for dim in d.type.shape],
-             [(axis, dim) for axis, dim in enumerate(d.type.shape) if isinstance(dim, str)])
-            for d in decls)
-        # a product dim (784*N) needs every symbol bound first: left to check_feeds
-        self.usable = not any(isinstance(dim, str) and "*" in dim
-                              for d in decls for dim in d.type.shape)
-
-    def __call__(self, feeds: Mapping[str, object]) -> dict[str, int] | None:
-        if not self.usable or feeds.keys() != self.names:
-            return None
-        sizes: dict[str, int] = {}
-        for name, dtype, template, symbols in self.specs:
-            array = feeds[name]
-            if (type(array) is not np.ndarray or array.dtype != dtype
-                    or not array.flags.c_contiguous or array.ndim != len(template)):
-                return None
-            shape = array.shape
-            expected = template.copy()
-            for axis, symbol in symbols:
-                expected[axis] = sizes.setdefault(symbol, shape[axis])
-            if tuple(expected) != shape:
-                return None
-        return sizes
-
-
 def _convert(decl: Decl, fed) -> np.ndarray:
     expected = np.dtype(NUMPY_DTYPES[decl.type.dtype])
     try:

@@ -120,14 +120,15 @@ def quick_check(module: Module, inputs: Sequence[str]) -> Callable[[dict], dict 
 def lean_run(model: Model, entry: Entry, returns: str) -> Callable | None:
     """`run(feeds)`: `model.run` of `entry` for the usual feeds, returning what run returns
     ("none", "one" array or a "list"), or DECLINED with nothing run. None where the backend's
-    code cannot be called inline (only the llvm backend's can) or a dim is only a product."""
+    code cannot be called inline (only the llvm backend's can) or a dim is not read off an
+    input's shape."""
     inline = getattr(entry.compiled, "inline", None)
     if inline is None:
         return None
     source = Source({"values": model._values, "model": model, "counter_value": counter_value})
     sizes = check_usual_feeds(source, model.module, entry.inputs)
-    if sizes is None:
-        return None
+    if sizes is None or not set(entry.function.dims) <= sizes.keys():
+        return None  # (a dim no input binds is an error, which the full check reports)
     args = []
     for name in entry.arguments:
         if name in entry.inputs:

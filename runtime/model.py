@@ -33,8 +33,9 @@ from ..passes.pipeline import DEFAULT_PIPELINE, compile_entry, select_entry
 from . import checkpoint
 from .backends import DEFAULT_BACKEND, compiler_for, debug_nans_from_environment
 from .feeds import check_feeds, check_names
-from .lean import DECLINED, lean_run, quick_check
 from .init import COUNTER, check_seed, counter_value, initial_value
+from .lean import DECLINED, lean_run, quick_check
+
 
 @dataclass(frozen=True)
 class Entry:
