@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from ...ir.types import Dim, eval_dim
 
 SCRATCH_ALIGN = 64  # bytes: a cache line, and the widest vector load
+# what the Python-callable entry calls, through globals named "tflc.NAME" that the loader sets:
+# CPython's C API functions, and None
+PYTHON_API = ("PyLong_AsSsize_t", "PyEval_SaveThread", "PyEval_RestoreThread", "Py_IncRef",
+              "Py_None")
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Signature:
     outputs: tuple[tuple[tuple[Dim, ...], str], ...]  # (shape, dtype)
     scratch: tuple[Dim, ...]  # the bytes of each scratch slot, before alignment
     in_place: tuple[tuple[int, int], ...] = ()  # (output, argument): written into the argument
-    boxed: str | None = None  # the entry taking NumPy arrays for arguments and outputs
+    boxed: str | None = None  # the CPython function taking NumPy arrays (lower.py)
 
     def scratch_bytes(self, sizes: dict[str, int]) -> int:
         return sum(align(eval_dim(d, sizes)) for d in self.scratch)

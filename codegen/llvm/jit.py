@@ -21,7 +21,7 @@ from ...ir.types import NUMPY_DTYPES, dim_expression, eval_dim
 from . import cache as compile_cache
 from . import loading
 from . import threads as threads_module
-from .abi import SCRATCH_ALIGN, Options, align, threads_global
+from .abi import PYTHON_API, SCRATCH_ALIGN, Options, align, threads_global
 from .target import Target, host, optimize
 
 if TYPE_CHECKING:
@@ -41,7 +41,10 @@ def options_for(target: Target, fast_math: bool = False) -> Options:
 def array_data_offset() -> int | None:
     """Where a NumPy array object holds its data pointer: right after the object header
     (NumPy's PyArrayObject), checked on arrays whose addresses are known; None if it is not
-    there, and then callers pass addresses."""
+    there, or where ctypes does not reach CPython's C API (the entry reading it is a CPython
+    function, lower.py), and then callers pass addresses."""
+    if not hasattr(ctypes, "pythonapi"):
+        return None
     offset = object.__basicsize__
     samples = [np.empty(n, np.float32) for n in (1, 7, 1000)]
     stored = [ctypes.c_void_p.from_address(id(a) + offset).value for a in samples]
@@ -131,12 +134,17 @@ class Compiled:
     def __init__(self, entry: compile_cache.Entry, target: Target):
         self.signature = signature = entry.signature
         self._code = code = loading.load(entry.object_code, entry.library, target)
-        # arrays go in as they are where the module reads their data pointers (lower.py)
-        array = ctypes.py_object if signature.boxed else ctypes.c_void_p
-        prototype = ctypes.CFUNCTYPE(None, *[array] * (len(signature.args) + len(signature.outputs)),
-                                     ctypes.c_void_p, *[ctypes.c_int64] * len(signature.dims))
-        self._entry = prototype(code.address(signature.boxed or signature.entry))
         self._boxed = signature.boxed is not None
+        if self._boxed:  # a CPython function taking the arrays themselves (lower.py)
+            for name, value in python_api().items():
+                ctypes.c_void_p.from_address(code.address(f"tflc.{name}")).value = value
+            self._entry, self._definition = builtin(code.address(signature.boxed),
+                                                    signature.boxed)
+        else:
+            prototype = ctypes.CFUNCTYPE(
+                None, *[ctypes.c_void_p] * (len(signature.args) + len(signature.outputs) + 1),
+                *[ctypes.c_int64] * len(signature.dims))
+            self._entry = prototype(code.address(signature.entry))
         self._local = threading.local()
         self._out_dtypes = [NUMPY_DTYPES[dtype] for _, dtype in signature.outputs]
         in_place = dict(signature.in_place)  # the argument each output is written into, if any
@@ -179,7 +187,8 @@ class Compiled:
         holding the outputs after them: fresh arrays, or the argument an output is written
         into (as `__call__`'s)."""
         namespace = {"native_entry": self._entry, "native_empty": np.empty,
-                     "native_address": address, "native_scratch": self._scratch}
+                     "native_address": address, "native_scratch": self._scratch,
+                     "native_no_scratch": self._scratch(0)}  # (never written: no slots)
         lines, outputs = [], []
         for i, ((shape, dtype), argument) in enumerate(zip(self.signature.outputs,
                                                            self._written_in)):
@@ -205,7 +214,7 @@ class Compiled:
             else:
                 symbolic[dim_expression(slot, sizes)] += 1
         if not static and not symbolic:
-            return "None"
+            return "native_no_scratch"
         terms = [str(static)] + [f"{count} * (-(-({size}) // {SCRATCH_ALIGN}) * {SCRATCH_ALIGN})"
                                  for size, count in symbolic.items()]
         return f"native_scratch({' + '.join(terms)})"
@@ -220,13 +229,42 @@ class Compiled:
         self._layouts[dims] = layout
         return layout
 
-    def _scratch(self, nbytes: int) -> int:
-        """The address of this thread's scratch buffer, of at least `nbytes`."""
+    def _scratch(self, nbytes: int) -> np.ndarray | int:
+        """This thread's scratch buffer, of at least `nbytes`, as the entry takes it: the array
+        itself, or its address."""
         scratch = getattr(self._local, "scratch", None)
         if scratch is None or scratch[0].nbytes < nbytes:
             buffer = np.empty(max(nbytes, 1), np.uint8)
-            scratch = self._local.scratch = (buffer, address(buffer))
+            scratch = self._local.scratch = (buffer, buffer if self._boxed else address(buffer))
         return scratch[1]
+
+
+class MethodDef(ctypes.Structure):
+    """CPython's PyMethodDef: how a builtin function is called."""
+
+    _fields_ = [("name", ctypes.c_char_p), ("function", ctypes.c_void_p),
+                ("flags", ctypes.c_int), ("doc", ctypes.c_char_p)]
+
+
+METH_FASTCALL = 0x80
+
+
+def builtin(function: int, name: str) -> tuple[object, MethodDef]:
+    """A builtin function object calling the native `function` (METH_FASTCALL), and its
+    definition, which must live as long as it."""
+    definition = MethodDef(name.encode(), function, METH_FASTCALL, None)
+    new = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.POINTER(MethodDef), ctypes.py_object,
+                            ctypes.py_object)(("PyCFunction_NewEx", ctypes.pythonapi))
+    return new(ctypes.byref(definition), None, None), definition
+
+
+@functools.cache
+def python_api() -> dict[str, int]:
+    """The addresses of what the Python-callable entry calls (abi.PYTHON_API) in this
+    process."""
+    return {name: id(None) if name == "Py_None" else
+            ctypes.cast(getattr(ctypes.pythonapi, name), ctypes.c_void_p).value
+            for name in PYTHON_API}
 
 
 LIVE: weakref.WeakSet[Compiled] = weakref.WeakSet()

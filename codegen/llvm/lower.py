@@ -36,7 +36,7 @@ from ...ir.registry import REGISTRY, normalize_axis
 from ...ir.types import Dim, TensorType, dim_product
 from ...passes.plan_memory import memory_plan
 from . import kernels, matmul, reductions
-from .abi import SCRATCH_ALIGN, Options, Signature, threads_global
+from .abi import PYTHON_API, SCRATCH_ALIGN, Options, Signature, threads_global
 from .debug import DebugInfo
 from .elementwise import SCALAR
 from .fused import lower_fused
@@ -220,22 +220,44 @@ class Lowerer:
         return Lowered(self.module, signature)
 
     def boxed_entry(self) -> str:
-        """`@"<entry>.boxed"`: the entry, taking each argument and output as the NumPy array
-        object itself (a PyObject pointer) and reading its data pointer, so that the caller
-        passes arrays through ctypes as they are instead of asking each for its address
-        (~0.6 us an array in Python, more than a small kernel)."""
-        arrays = len(self.func.args) + len(self.func.outputs)
-        entry_type = self.entry.function_type
-        wrapper = ir.Function(self.module, entry_type, f"{self.entry.name}.boxed")
+        """`@"<entry>.boxed"`: the entry as a CPython function (`METH_FASTCALL`:
+        `PyObject *f(PyObject *self, PyObject *const *args, Py_ssize_t nargs)`) taking each
+        argument, each output and the scratch buffer as the NumPy array object itself, whose
+        data pointer it reads, then each dim's size as a Python int. Python calls it as any
+        builtin (~0.1 us; through ctypes ~0.6 us an array, more than a small kernel). It lets
+        other Python threads run meanwhile, and returns None. The CPython functions it calls
+        and None are found in globals (`PYTHON_API`) that the loader sets (jit.py)."""
+        arrays = len(self.func.args) + len(self.func.outputs) + 1
+        api = {name: ir.GlobalVariable(self.module, PTR, f"tflc.{name}") for name in PYTHON_API}
+        for variable in api.values():
+            variable.initializer = ir.Constant(PTR, None)
+        wrapper = ir.Function(self.module, ir.FunctionType(PTR, [PTR, PTR, I64]),
+                              f"{self.entry.name}.boxed")
         b = ir.IRBuilder(wrapper.append_basic_block("entry"))
         offset = ir.Constant(I64, self.options.array_data_offset)
-        pointers = []
-        for obj, param in zip(wrapper.args[:arrays], self.entry.args):
-            obj.name = f"{param.name}.array"
+
+        def c_api(name: str, result, params, args, label=""):
+            function = b.load(api[name], typ=ir.FunctionType(result, params).as_pointer(),
+                              name=name)
+            return b.call(function, args, name=label)
+
+        values = []
+        for i, param in enumerate(self.entry.args[:arrays]):
+            slot = b.gep(wrapper.args[1], [ir.Constant(I64, i)], inbounds=True, source_etype=PTR)
+            obj = b.load(slot, typ=PTR, align=8, name=f"{param.name}.array")
             field = b.gep(obj, [offset], inbounds=True, source_etype=I8)
-            pointers.append(b.load(field, typ=PTR, align=8, name=param.name))
-        b.call(self.entry, pointers + list(wrapper.args[arrays:]))
-        b.ret_void()
+            values.append(b.load(field, typ=PTR, align=8, name=param.name))
+        for i, param in enumerate(self.entry.args[arrays:]):
+            slot = b.gep(wrapper.args[1], [ir.Constant(I64, arrays + i)], inbounds=True,
+                         source_etype=PTR)
+            obj = b.load(slot, typ=PTR, align=8)
+            values.append(c_api("PyLong_AsSsize_t", I64, [PTR], [obj], param.name))
+        state = c_api("PyEval_SaveThread", PTR, [], [], "thread")
+        b.call(self.entry, values)
+        c_api("PyEval_RestoreThread", ir.VoidType(), [PTR], [state])
+        none = b.load(api["Py_None"], typ=PTR, name="None")
+        c_api("Py_IncRef", ir.VoidType(), [PTR], [none])
+        b.ret(none)
         return wrapper.name
 
 

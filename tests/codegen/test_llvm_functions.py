@@ -2,6 +2,9 @@
 and what it emits (verified LLVM, values named after the IR, vector instructions)."""
 
 import dataclasses
+import sys
+import threading
+import time
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -84,8 +87,9 @@ def test_same_bits_for_avx2_code(monkeypatch):
 
 
 def test_arrays_go_in_as_objects_or_as_addresses(monkeypatch):
-    """The entry reads each array's data pointer at the offset checked in this process; where
-    none checks out, the module has no `.boxed` entry and the caller passes addresses."""
+    """The entry is a CPython function reading each array's data pointer at the offset checked
+    in this process; where none checks out, the module has no `.boxed` entry and the caller
+    passes addresses through ctypes."""
     assert jit.array_data_offset() == object.__basicsize__
     func = softmax_classifier()
     boxed = compile(func, cache=False)
@@ -100,6 +104,36 @@ def test_arrays_go_in_as_objects_or_as_addresses(monkeypatch):
         for want, got in zip(boxed({"N": n}, args), by_address({"N": n}, args)):
             np.testing.assert_array_equal(got, want)
 
+
+
+def test_the_python_entry_keeps_reference_counts():
+    """It borrows its arguments and returns a new reference to None: after many calls no
+    object's count has moved (a missing reference to None would free it in the end)."""
+    compiled = compile(dense("relu", argmax=False), cache=False)
+    args = [np.ones((3, 20), np.float32), np.ones((20, 30), np.float32), np.ones(30, np.float32)]
+    before = [sys.getrefcount(None)] + [sys.getrefcount(a) for a in args]
+    for _ in range(1000):
+        compiled({"N": 3}, args)
+    assert [sys.getrefcount(None)] + [sys.getrefcount(a) for a in args] == before
+
+
+def test_other_python_threads_run_during_a_native_call():
+    """The entry lets go of the GIL while its kernels run (~40 ms here): this thread keeps
+    ticking meanwhile, with no gap near the call's length."""
+    compiled = compile(parse_source("input a: f32[800, 800]\nc = a @ a @ a @ a\n", "t.tfl")
+                       .function("model"), cache=False, threads=1)
+    a = np.ones((800, 800), np.float32) / 800
+    window = []
+    call = threading.Thread(target=lambda: window.extend(
+        [time.perf_counter(), compiled({}, [a]), time.perf_counter()][::2]))
+    ticks = []
+    call.start()
+    while call.is_alive():
+        ticks.append(time.perf_counter())
+    start, end = window
+    inside = [start] + [tick for tick in ticks if start < tick < end] + [end]
+    longest_gap = max(later - earlier for earlier, later in zip(inside, inside[1:]))
+    assert longest_gap < (end - start) / 2, (longest_gap, end - start)
 
 SGD = """
 model sgd
