@@ -13,7 +13,8 @@ does not depend on which path computed it, nor on the batch size.
   stores: never touching memory past C's or B's rows); the rows past the last full tile take
   tiles of four accumulators (2 or 4 rows), then single rows. A C at most one vector wide (a
   10-class output) gets tiles of 12 rows by one masked vector. A B whose rows are not
-  contiguous is copied dense first (`packed_type`).
+  contiguous is copied dense first (`packed_type`). The tiles are a routine of the module,
+  one per tiling and dtype, that every matmul kernel calls (`tiled_routine`).
 - The simple path (integers, a 1-D B): i-k-j loops, the innermost along rows of B and C, which
   LLVM vectorises where they are contiguous.
 """
@@ -28,7 +29,7 @@ from ...ir.types import Dim, TensorType, dim_product
 from .kernels import (PTR, Buffer, Kernel, Operand, add_scaled, element, elementwise, for_range,
                       loop_nest, smaller)
 from .layout import Layout, collapse
-from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type
+from .scalar import BYTES, I32, I64, Scalar, is_float, llvm_type, memory_type
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,7 @@ def matmul(k: Kernel, out: Operand, a: Operand, b: Operand, vector_bytes: int) -
         if not tiled:
             gemm.simple(first, last, ir.Constant(I64, 0), gemm.n)
             return
-        # the rows left below the full tiles: tiles of four accumulators (a one-row tile would
-        # wait on its accumulators' FMA latency every step), then single rows
-        for rows in (main.rows, max(4 // main.vectors, 1), 1):
-            end = k.b.add(first, gemm.round_down(k.b.sub(last, first), rows))
-            gemm.tiled((first, end), replace(main, rows=rows))
-            first = end
+        gemm.call_tiled(main, first, last)
 
 
 def transposes(out: Operand, a: Operand, b: Operand, width: int) -> bool:
@@ -156,6 +152,66 @@ def transposed(op: Operand) -> Operand:
     return Operand(op.ptr, op.dtype, layout, op.name)
 
 
+def tiled_routine(module: ir.Module, tiling: Tiling, dtype: str, scattered: bool,
+                  fma: bool) -> ir.Function:
+    """`void NAME(ptr c, ptr a, ptr b, i64 n, i64 depth, i64 c_si[, i64 c_sj], i64 a_si,
+    i64 a_sk, i64 b_sk, i64 first, i64 last)`: rows first ... last - 1 of C = A @ B (rows of B
+    and, unless `scattered`, of C contiguous) by the tiled path, made once per module for each
+    tiling and dtype and called by every matmul that uses them. Each of its copies would be a
+    tenth of a model's code or more, which LLVM takes seconds to optimise; with every size
+    and stride a run-time value, the code runs as fast (the loops are the same)."""
+    name = (f"tflc.matmul.{dtype}.{tiling.rows}x{tiling.vectors}x{tiling.width}"
+            + (".scattered" if scattered else ""))
+    if name in module.globals:
+        return module.globals[name]
+    strides = ["c_si", *(["c_sj"] if scattered else []), "a_si", "a_sk", "b_sk"]
+    params = ["c", "a", "b", "n", "depth", *strides, "first", "last"]
+    function = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * 3 + [I64] * (
+        len(params) - 3)), name)
+    function.linkage = "internal"
+    function.attributes.add("noinline")
+    values = dict(zip(params, function.args))
+    for param_name, param in values.items():
+        param.name = param_name
+    for pointer in function.args[:3]:
+        pointer.add_attribute("noalias")
+    routine = Routine(function, fma)
+    stride = {name: values[name] for name in strides} | ({} if scattered else {"c_sj": 1})
+    zero = ir.Constant(I64, 0)
+    operands = [Operand(values[op], dtype, Layout((None, None), strides_of), op)
+                for op, strides_of in (("c", (stride["c_si"], stride["c_sj"])),
+                                       ("a", (stride["a_si"], stride["a_sk"])),
+                                       ("b", (stride["b_sk"], 1)))]
+    gemm = Gemm(routine, *operands, (zero, zero, zero), None, values["n"], values["depth"])
+    first, last = values["first"], values["last"]
+    # the rows left below the full tiles: tiles of four accumulators (a one-row tile would
+    # wait on its accumulators' FMA latency every step), then single rows
+    for rows in (tiling.rows, max(4 // tiling.vectors, 1), 1):
+        end = routine.b.add(first, gemm.round_down(routine.b.sub(last, first), rows))
+        gemm.tiled((first, end), replace(tiling, rows=rows))
+        first = end
+    routine.finish()
+    return function
+
+
+class Routine:
+    """What Gemm emits into when its code is a function of its own (`tiled_routine`): the
+    builders of a Kernel, whose dims are run-time values already."""
+
+    def __init__(self, function: ir.Function, fma: bool):
+        self.function = function
+        self.setup = ir.IRBuilder(function.append_basic_block("setup"))
+        self.b = ir.IRBuilder(function.append_basic_block("body"))
+        self.s = Scalar(self.b, fma)
+
+    def dim(self, d: Dim | ir.Value) -> ir.Value:
+        return d if isinstance(d, ir.Value) else ir.Constant(I64, d)
+
+    def finish(self) -> None:
+        self.setup.branch(self.function.basic_blocks[1])
+        self.b.ret_void()
+
+
 class Gemm:
     """One matrix product of the batch: its operands' starts and strides as run-time values."""
 
@@ -167,6 +223,19 @@ class Gemm:
         self.m, self.n, self.depth = m, n, depth
         (self.c_si, self.c_sj), (self.a_si, self.a_sk), (self.b_sk, self.b_sj) = \
             (op.layout.strides[-2:] for op in (c, a, b))
+
+    def call_tiled(self, tiling: Tiling, first: ir.Value, last: ir.Value) -> None:
+        """C's rows first ... last - 1 by the tiled path: a call of the module's routine for
+        this tiling (`tiled_routine`), with this product's pointers, sizes and strides."""
+        k, b = self.k, self.b
+        scattered = self.c_sj != 1
+        routine = tiled_routine(b.function.module, tiling, self.dtype, scattered, k.s.fma)
+        pointers = [element(k, op, start) for op, start in
+                    ((self.c, self.c0), (self.a, self.a0), (self.b_, self.b0))]
+        strides = [self.c_si, *([self.c_sj] if scattered else []), self.a_si, self.a_sk,
+                   self.b_sk]
+        b.call(routine, [*pointers, self.n, self.depth, *[k.dim(d) for d in strides],
+                         first, last])
 
     def round_down(self, size: ir.Value, multiple: int) -> ir.Value:
         return self.b.sub(size, self.b.urem(size, ir.Constant(I64, multiple)))
@@ -271,16 +340,22 @@ class Gemm:
                 for r, row in enumerate(accumulators):
                     for v, acc in enumerate(row):
                         b.store(self.load_c(places[r][v], width, masks[v]), acc)
+        # where the block starts in B's rows and in each row of A: the k loop only adds k
+        # times a stride (less for LLVM to simplify: a tile is most of a model's code)
+        b_start = element(k, self.b_, self.offset(self.b0, k_start, self.b_sk, j, self.b_sj))
+        a_starts = [element(k, self.a, self.offset(self.a0, b.add(i, ir.Constant(I64, r)),
+                                                   self.a_si, k_start, self.a_sk))
+                    for r in range(tiling.rows)]
+        etype = memory_type(self.dtype)
         with for_range(b, k_count, "k", as_written=True) as k_local:
-            kk = b.add(k_start, k_local)
-            b_row = self.offset(self.b0, kk, self.b_sk, j, self.b_sj)
-            b_vectors = [load_vector(s, element(k, self.b_,
-                                                b.add(b_row, ir.Constant(I64, v * width))),
+            b_row = add_scaled(k, ir.Constant(I64, 0), k_local, self.b_sk)
+            b_vectors = [load_vector(s, b.gep(b_start, [b.add(b_row, ir.Constant(I64, v * width))],
+                                              inbounds=True, source_etype=etype),
                                      self.dtype, width, mask, self.b_.name)
                          for v, mask in enumerate(masks)]
+            a_step = add_scaled(k, ir.Constant(I64, 0), k_local, self.a_sk)
             for r, row in enumerate(accumulators):
-                a_ptr = element(k, self.a, self.offset(self.a0, b.add(i, ir.Constant(I64, r)),
-                                                       self.a_si, kk, self.a_sk))
+                a_ptr = b.gep(a_starts[r], [a_step], inbounds=True, source_etype=etype)
                 a_value = splat(b, s.load(a_ptr, self.dtype, self.a.name), vector)
                 for acc, b_vector in zip(row, b_vectors):
                     step = vector_fma(s, a_value, b_vector, b.load(acc, typ=vector), self.dtype,
