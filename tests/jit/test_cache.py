@@ -140,3 +140,36 @@ def test_tflc_dump_writes_every_pass_and_the_backend_code(monkeypatch, tmp_path)
     assert any(f".{DEFAULT_BACKEND}" in name and name.endswith(".txt") for name in names)
     traced = (tmp_path / names[0]).read_text()
     assert traced.startswith("func @predict<N>")
+
+
+def test_calls_of_a_known_signature_agree_with_the_full_path():
+    """Positional C-ordered arrays of a dtype-and-shape signature seen before skip binding and
+    lookup; anything else (a strided array, a NumPy scalar) takes the full path, and every way
+    gives the same results, with one compile for all."""
+    f = tflc.jit(lambda x, s: (x * s, x))
+    x, s = batch(5), np.array(3.0, np.float32)
+    first = f(x, s)
+    for args in [(x, s), (x, s), (np.asfortranarray(x), s), (x, np.float32(3.0)),
+                 (x.copy(), s)]:
+        got = f(*args)
+        np.testing.assert_array_equal(got[0], first[0])
+        np.testing.assert_array_equal(got[1], x)
+        assert got[1] is not args[0]  # the caller's copy, not their array
+    assert f.stats()["calls"] == 6 and f.stats()["compiles"] == 1
+    f(batch(6), s)  # a new batch size: no compile either way
+    assert f.stats()["compiles"] == 1
+
+
+def test_a_known_signature_keeps_what_its_calls_need():
+    """Quick calls still count, update the entry `dump` shows, and a function with static
+    arguments or keywords always takes the full path."""
+    f = tflc.jit(lambda x: x + 1)
+    x64 = np.ones((2, 2))
+    f(batch(3))
+    f(x64)
+    f(batch(3))
+    assert "f32" in f.dump() and f.stats()["calls"] == 3
+    g = tflc.jit(lambda x, n: x * n, static_argnums=1)
+    np.testing.assert_array_equal(g(x64, 2), 2 * x64)
+    np.testing.assert_array_equal(g(x64, 3), 3 * x64)
+    np.testing.assert_array_equal(f(x=x64), x64 + 1)
