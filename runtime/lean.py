@@ -53,18 +53,19 @@ class Source:
         return function
 
 
-def check_usual_feeds(source: Source, module: Module, inputs: Sequence[str]) -> dict | None:
-    """Lines declining `feeds` unless they are the usual ones for these inputs; after them,
-    `feed<i>` holds the i-th input's array. Returns the variable holding each dim's size, or
-    None where a dim is only ever a product (784*N): that takes the full check every time."""
+def check_usual_feeds(source: Source, module: Module, inputs: Sequence[str],
+                      declined: str = "DECLINED") -> dict | None:
+    """Lines returning `declined` unless `feeds` are the usual ones for these inputs; after
+    them, `feed<i>` holds the i-th input's array. Returns the variable holding each dim's size,
+    or None where a dim is only ever a product (784*N): that takes the full check every time."""
     source.line(f"if len(feeds) != {len(inputs)}:")
-    source.line("return DECLINED", 2)
+    source.line(f"return {declined}", 2)
     if inputs:
         source.line("try:")
         for i, name in enumerate(inputs):
             source.line(f"feed{i} = feeds[{name!r}]", 2)
         source.line("except KeyError:")
-        source.line("return DECLINED", 2)
+        source.line(f"return {declined}", 2)
     ndarray = source.constant(np.ndarray, "ndarray")
     sizes: dict[str, str] = {}
     products = []  # (feed, axis, dim) checked once every symbol is bound
@@ -74,11 +75,11 @@ def check_usual_feeds(source: Source, module: Module, inputs: Sequence[str]) -> 
         dtype = source.constant(np.dtype(NUMPY_DTYPES[decl_type.dtype]), "dtype")
         source.line(f"if (type(feed{i}) is not {ndarray} or feed{i}.dtype is not {dtype}"
                     f" or not feed{i}.flags.c_contiguous):")
-        source.line("return DECLINED", 2)
+        source.line(f"return {declined}", 2)
         shape = decl_type.shape
         if all(isinstance(dim, int) for dim in shape):
             source.line(f"if feed{i}.shape != {tuple(shape)!r}:")
-            source.line("return DECLINED", 2)
+            source.line(f"return {declined}", 2)
             continue
         source.line(f"shape{i} = feed{i}.shape")
         conditions = [f"len(shape{i}) != {len(shape)}"]
@@ -90,7 +91,7 @@ def check_usual_feeds(source: Source, module: Module, inputs: Sequence[str]) -> 
             elif dim in sizes:
                 conditions.append(f"shape{i}[{axis}] != {sizes[dim]}")
         source.line(f"if {' or '.join(conditions)}:")
-        source.line("return DECLINED", 2)
+        source.line(f"return {declined}", 2)
         for axis, dim in enumerate(shape):
             if isinstance(dim, str) and "*" not in dim and dim not in sizes:
                 sizes[dim] = f"size{len(sizes)}"
@@ -100,7 +101,7 @@ def check_usual_feeds(source: Source, module: Module, inputs: Sequence[str]) -> 
         if size is None:
             return None
         source.line(f"if shape{i}[{axis}] != {size}:")
-        source.line("return DECLINED", 2)
+        source.line(f"return {declined}", 2)
     return sizes
 
 
@@ -108,10 +109,9 @@ def quick_check(module: Module, inputs: Sequence[str]) -> Callable[[dict], dict 
     """`quick(feeds)`: the sizes of the dims the usual feeds bind, or None for any other feeds
     (for backends that are called with sizes and arguments)."""
     source = Source()
-    sizes = check_usual_feeds(source, module, inputs)
+    sizes = check_usual_feeds(source, module, inputs, declined="None")
     if sizes is None:
         return lambda feeds: None
-    source.lines = [line.replace("return DECLINED", "return None") for line in source.lines]
     source.line("return {" + ", ".join(f"{dim!r}: {variable}"
                                        for dim, variable in sizes.items()) + "}")
     return source.function("quick_check", "feeds")
