@@ -47,7 +47,9 @@ class Entry:
     compiled: object  # the backend's Compiled: compiled(sizes, args) -> list of arrays
     arguments: tuple[str, ...]  # the decl each argument of `function` takes, in order
     inputs: tuple[str, ...]  # those of them that are fed (`input` decls), known at compile time
-    quick: Callable[[dict], dict | None]  # the usual feeds' dims' sizes, or None (lean.py)
+    # the usual feeds' dims' sizes, or None (lean.py); no quick check where the backend's
+    # code is called inline: its runs' lean paths check the same feeds
+    quick: Callable[[dict], dict | None] | None
     updates: tuple[str, ...]  # what a step's outputs update, after the fetches
     counter: bool  # whether the run counter is an argument (the run then counts)
 
@@ -125,23 +127,22 @@ class Model:
         Feeds are keywords (`x=batch`) or, for names that cannot be keywords (`fc1.x`, `fetch`),
         a dict passed second: `run("loss", {"fc1.x": batch})`.
         """
-        key = (what if type(what) is str else _names_key(what),
-               fetch is None or _names_key(fetch))
+        key = (_names_key(what), fetch is None or _names_key(fetch))
         planned = self._runs.get(key)
         if planned is None:
             planned = self._plan_run(what, fetch)
             if None not in key:
                 self._runs[key] = planned
         entry, returns, lean = planned
-        if lean is not None and not feed_dict:
-            results = lean(feeds)
-            if results is not DECLINED:
-                return results
         if feed_dict:
             twice = sorted(set(feed_dict) & set(feeds))
             if twice:
                 raise Error(f"'{twice[0]}' is fed twice (in the feed dict and as a keyword)")
             feeds = {**feed_dict, **feeds}
+        if lean is not None:
+            results = lean(feeds)
+            if results is not DECLINED:
+                return results
         results = self._execute(entry, feeds)
         return None if returns == "none" else results[0] if returns == "one" else results
 
@@ -196,13 +197,14 @@ class Model:
             arguments = tuple(arg.name for arg in function.args)
             inputs = tuple(n for n in arguments if self.module.decl(n).kind == "input")
             self._entries[key] = Entry(fetches, step, function, compiled, arguments, inputs,
-                                       quick_check(self.module, inputs),
+                                       None if hasattr(compiled, "inline")
+                                       else quick_check(self.module, inputs),
                                        tuple(out.label for out in function.outputs[len(fetches):]),
                                        COUNTER in arguments)
         return self._entries[key]
 
     def _execute(self, entry: Entry, feeds: dict) -> list[np.ndarray]:
-        sizes = entry.quick(feeds)
+        sizes = entry.quick(feeds) if entry.quick else None
         if sizes is None or len(sizes) < len(entry.function.dims):
             feeds, sizes = self._checked(entry, feeds)
         fed = feeds if not entry.counter else \

@@ -10,18 +10,17 @@ import sys
 import threading
 import time
 import weakref
-from collections import Counter
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...ir.core import Function
 from ...ir.errors import Error
-from ...ir.types import NUMPY_DTYPES, dim_expression, eval_dim
+from ...ir.types import NUMPY_DTYPES, eval_dim
 from . import cache as compile_cache
 from . import loading
 from . import threads as threads_module
-from .abi import PYTHON_API, SCRATCH_ALIGN, Options, align, threads_global
+from .abi import PYTHON_API, Options, threads_global
 from .target import Target, host, optimize
 
 if TYPE_CHECKING:
@@ -188,36 +187,30 @@ class Compiled:
         into (as `__call__`'s)."""
         namespace = {"native_entry": self._entry, "native_empty": np.empty,
                      "native_address": address, "native_scratch": self._scratch,
+                     "native_layouts": self._layouts, "native_layout": self._layout,
                      "native_no_scratch": self._scratch(0)}  # (never written: no slots)
-        lines, outputs = [], []
-        for i, ((shape, dtype), argument) in enumerate(zip(self.signature.outputs,
-                                                           self._written_in)):
+        if self.signature.dims:  # the layout for these sizes, as __call__ finds it
+            dims = "(" + "".join(f"{sizes[d]}, " for d in self.signature.dims) + ")"
+            named = "{" + ", ".join(f"{d!r}: {sizes[d]}" for d in self.signature.dims) + "}"
+            lines = [f"native_shapes, native_bytes = native_layouts.get({dims}) or "
+                     f"native_layout({dims}, {named})"]
+        else:  # one layout for every run
+            namespace["native_shapes"], namespace["native_bytes"] = self._layout((), {})
+            lines = []
+        outputs = []
+        for i, ((_, dtype), argument) in enumerate(zip(self.signature.outputs, self._written_in)):
             if argument is not None:
                 outputs.append(args[argument])
                 continue
             namespace[f"native_{dtype}"] = np.dtype(NUMPY_DTYPES[dtype])
-            dims = "".join(f"{dim_expression(dim, sizes)}, " for dim in shape)
-            lines.append(f"native_out{i} = native_empty(({dims}), native_{dtype})")
+            lines.append(f"native_out{i} = native_empty(native_shapes[{i}], native_{dtype})")
             outputs.append(f"native_out{i}")
         arrays = args + outputs if self._boxed else \
             [f"native_address({array})" for array in args + outputs]
-        call = [*arrays, self._inline_scratch(sizes), *[sizes[d] for d in self.signature.dims]]
+        scratch = "native_scratch(native_bytes)" if self.signature.scratch else "native_no_scratch"
+        call = [*arrays, scratch, *[sizes[d] for d in self.signature.dims]]
         lines.append(f"native_entry({', '.join(call)})")
         return lines, namespace, outputs
-
-    def _inline_scratch(self, sizes: dict[str, str]) -> str:
-        """Python for the scratch buffer's address (`Signature.scratch_bytes`), or None."""
-        static, symbolic = 0, Counter()  # bytes of the slots of known size; the others' sizes
-        for slot in self.signature.scratch:
-            if isinstance(slot, int):
-                static += align(slot)
-            else:
-                symbolic[dim_expression(slot, sizes)] += 1
-        if not static and not symbolic:
-            return "native_no_scratch"
-        terms = [str(static)] + [f"{count} * (-(-({size}) // {SCRATCH_ALIGN}) * {SCRATCH_ALIGN})"
-                                 for size, count in symbolic.items()]
-        return f"native_scratch({' + '.join(terms)})"
 
     def _layout(self, dims: tuple[int, ...], sizes: dict[str, int]):
         """The output shapes and scratch bytes for these sizes (kept for the next call:
